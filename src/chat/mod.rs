@@ -1,0 +1,244 @@
+//! The chat domain (the original design's service): accounts, rooms, membership and
+//! messages, with every rule about who may do what.
+//!
+//! Users, tokens, rooms and memberships are few; they live in memory, loaded once at
+//! start-up and written through to the store on every change. Messages live in the
+//! store (buffer and disk). Every change is published on the event bus; the domain
+//! never touches a connection and never imports warp.
+
+mod accounts;
+mod messages;
+pub mod password;
+mod rooms;
+pub mod view;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::Bus;
+use crate::store::records::*;
+use crate::store::{Store, StoreResult};
+pub use view::Event;
+
+pub use accounts::Caller;
+pub use messages::Before;
+pub use rooms::NewRoom;
+
+/// The limits and switches of the domain, from the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub open_registration: bool,
+    pub max_message_bytes: usize,
+    pub history_page_max: u32,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            open_registration: config.auth.open_registration,
+            max_message_bytes: config.limits.max_message_bytes,
+            history_page_max: config.limits.history_page_max,
+        }
+    }
+}
+
+/// The chat service. One per server, shared by `http` and `ws`.
+pub struct Chat {
+    store: Store,
+    bus: Arc<Bus<Event>>,
+    settings: Settings,
+    accounts: RwLock<Accounts>,
+    directory: RwLock<Directory>,
+    /// A hash to verify against when a login names an unknown user, so that such a
+    /// login takes as long as a wrong password and does not reveal which names exist.
+    decoy_hash: tokio::sync::OnceCell<String>,
+}
+
+#[derive(Default)]
+struct Accounts {
+    users: HashMap<UserId, Account>,
+    /// Lower-cased username → id.
+    by_name: HashMap<String, UserId>,
+    /// Token hash → user.
+    tokens: HashMap<[u8; 32], UserId>,
+    next_user_id: UserId,
+}
+
+struct Account {
+    username: Arc<str>,
+    password_hash: String,
+    disabled: bool,
+}
+
+#[derive(Default)]
+struct Directory {
+    rooms: HashMap<RoomId, RoomEntry>,
+    /// The rooms each user is a member of.
+    user_rooms: HashMap<UserId, BTreeSet<RoomId>>,
+    /// (lower id, higher id) → their direct room.
+    direct: HashMap<(UserId, UserId), RoomId>,
+    next_room_id: RoomId,
+}
+
+struct RoomEntry {
+    record: RoomRecord,
+    members: BTreeMap<UserId, MemberRecord>,
+    /// The last `msg_id` handed out. Locked while a message is numbered, buffered and
+    /// published, so that every member receives a room's messages in `msg_id` order.
+    last_msg_id: Mutex<MsgId>,
+}
+
+impl RoomEntry {
+    fn owner(&self) -> Option<UserId> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.role == Role::Owner)
+            .map(|(id, _)| *id)
+    }
+
+    fn last_msg_id(&self) -> MsgId {
+        *self.last_msg_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `user` may see that the room exists.
+    fn visible_to(&self, user: UserId) -> bool {
+        if self.record.closed {
+            return false;
+        }
+        match self.record.room_type {
+            RoomType::Public | RoomType::Protected if self.record.direct.is_none() => true,
+            _ => self.members.contains_key(&user),
+        }
+    }
+}
+
+impl Chat {
+    /// Loads accounts, rooms and memberships from the store.
+    pub fn open(store: Store, bus: Arc<Bus<Event>>, settings: Settings) -> StoreResult<Self> {
+        let mut accounts = Accounts {
+            next_user_id: 1,
+            ..Accounts::default()
+        };
+        for (id, user) in store.load_users()? {
+            accounts.by_name.insert(user.username.to_lowercase(), id);
+            accounts.users.insert(
+                id,
+                Account {
+                    username: user.username.into(),
+                    password_hash: user.password_hash,
+                    disabled: user.disabled,
+                },
+            );
+            accounts.next_user_id = accounts.next_user_id.max(id + 1);
+        }
+        for (hash, token) in store.load_tokens()? {
+            accounts.tokens.insert(hash, token.user_id);
+        }
+
+        let mut directory = Directory {
+            next_room_id: 1,
+            ..Directory::default()
+        };
+        for (id, record) in store.load_rooms()? {
+            directory.next_room_id = directory.next_room_id.max(id + 1);
+            if let (Some(pair), false) = (record.direct, record.closed) {
+                directory.direct.insert(pair, id);
+            }
+            let last = store.last_msg_id(id)?;
+            directory.rooms.insert(
+                id,
+                RoomEntry {
+                    record,
+                    members: BTreeMap::new(),
+                    last_msg_id: Mutex::new(last),
+                },
+            );
+        }
+        for (room_id, user_id, member) in store.load_members()? {
+            if let Some(room) = directory.rooms.get_mut(&room_id) {
+                room.members.insert(user_id, member);
+                directory
+                    .user_rooms
+                    .entry(user_id)
+                    .or_default()
+                    .insert(room_id);
+            }
+        }
+        tracing::info!(
+            users = accounts.users.len(),
+            rooms = directory.rooms.len(),
+            "chat state loaded"
+        );
+        Ok(Self {
+            store,
+            bus,
+            settings,
+            accounts: RwLock::new(accounts),
+            directory: RwLock::new(directory),
+            decoy_hash: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    pub fn bus(&self) -> &Arc<Bus<Event>> {
+        &self.bus
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    // The locks below guard maps whose every update is a single insert or remove
+    // made after the fallible work, so a panic elsewhere cannot leave them torn:
+    // poisoning is ignored.
+
+    fn accounts(&self) -> RwLockReadGuard<'_, Accounts> {
+        self.accounts.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn accounts_mut(&self) -> RwLockWriteGuard<'_, Accounts> {
+        self.accounts.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn directory(&self) -> RwLockReadGuard<'_, Directory> {
+        self.directory.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn directory_mut(&self) -> RwLockWriteGuard<'_, Directory> {
+        self.directory.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The name of a user, for views.
+    fn username(&self, user: UserId) -> Arc<str> {
+        self.accounts()
+            .users
+            .get(&user)
+            .map(|a| Arc::clone(&a.username))
+            .unwrap_or_else(|| Arc::from("unknown"))
+    }
+}
+
+impl Directory {
+    /// The room, if `user` may know it exists; 404 otherwise, so that private and
+    /// direct rooms do not leak to outsiders.
+    fn visible(&self, room: RoomId, user: UserId) -> Result<&RoomEntry> {
+        self.rooms
+            .get(&room)
+            .filter(|r| r.visible_to(user))
+            .ok_or(Error::RoomNotFound)
+    }
+
+    /// The room, if `user` is a member of it.
+    fn joined(&self, room: RoomId, user: UserId) -> Result<&RoomEntry> {
+        let entry = self.visible(room, user)?;
+        if entry.members.contains_key(&user) {
+            Ok(entry)
+        } else {
+            Err(Error::forbidden(
+                "not_a_member",
+                format!("you are not a member of room {room}"),
+            ))
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Password hashing (argon2id) and bearer tokens, off the async threads.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use blake2::digest::consts::U32;
+use blake2::{Blake2b, Digest};
+use rand::RngCore;
+
+use crate::error::{Error, Result};
+
+/// Hashes a password with argon2id (the crate's default parameters) on a blocking
+/// thread: a hash takes tens of milliseconds of CPU.
+pub async fn hash(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|e| {
+            tracing::error!(error = %e, "salt encoding failed");
+            Error::Internal
+        })?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| {
+                tracing::error!(error = %e, "password hashing failed");
+                Error::Internal
+            })
+    })
+    .await
+    .map_err(|_| Error::Internal)?
+}
+
+/// Checks a password against a stored hash, on a blocking thread.
+pub async fn verify(password: String, stored: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&stored).map_err(|e| {
+            tracing::error!(error = %e, "a stored password hash does not parse");
+            Error::Internal
+        })?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|_| Error::Internal)?
+}
+
+/// A new bearer token: 256 random bits as 64 hex digits.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key a token is stored and looked up under.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Blake2b::<U32>::digest(token.as_bytes()).into()
+}

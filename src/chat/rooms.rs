@@ -1,0 +1,396 @@
+//! Rooms and membership: create, list, join, leave; direct rooms between two users.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::accounts::check_password;
+use super::password;
+use super::view::{
+    ChatType, Event, JoinEvent, LeaveEvent, LeaveReason, MemberView, RoleEvent, RoomDetail,
+    RoomView,
+};
+use super::{Caller, Chat, Directory, RoomEntry};
+use crate::error::{Error, Result};
+use crate::store::records::*;
+
+pub const ROOM_NAME_MAX_CHARS: usize = 64;
+
+/// A request to create a room, as the HTTP body gives it.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub chat_type: Option<ChatType>,
+    pub chat_name: Option<String>,
+    pub password: Option<String>,
+    pub is_directed: bool,
+    pub target_user_id: Option<UserId>,
+}
+
+fn check_room_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > ROOM_NAME_MAX_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(Error::bad_request(
+            "invalid_chat_name",
+            format!(
+                "chatName is 1 to {ROOM_NAME_MAX_CHARS} characters, without control characters"
+            ),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+impl Chat {
+    fn room_view(&self, id: RoomId, entry: &RoomEntry) -> RoomView {
+        RoomView {
+            chat_seq: id,
+            chat_name: entry.record.name.clone(),
+            chat_type: entry.record.room_type.into(),
+            is_directed: entry.record.direct.is_some(),
+            owner_id: entry.owner(),
+            member_count: entry.members.len(),
+            last_msg_id: entry.last_msg_id(),
+        }
+    }
+
+    fn member_views(&self, entry: &RoomEntry) -> Vec<MemberView> {
+        let mut members: Vec<_> = entry
+            .members
+            .iter()
+            .map(|(id, m)| (m.role, m.joined_at, *id))
+            .collect();
+        members.sort();
+        members
+            .into_iter()
+            .map(|(role, _, user_id)| MemberView {
+                user_id,
+                username: self.username(user_id),
+                role: role.into(),
+            })
+            .collect()
+    }
+
+    /// Creates a room owned by the caller, or returns the existing direct room of the
+    /// pair. The `bool` says whether the room is new.
+    pub async fn create_room(&self, caller: Caller, request: NewRoom) -> Result<(RoomView, bool)> {
+        if request.is_directed {
+            return self.open_direct_room(caller, request);
+        }
+        let chat_type = request.chat_type.ok_or_else(|| {
+            Error::bad_request(
+                "invalid_chat_type",
+                "chatType is required: public, protected or private",
+            )
+        })?;
+        let name = check_room_name(request.chat_name.as_deref().unwrap_or(""))?;
+        let password = request.password.filter(|p| !p.is_empty());
+        let password_hash = match (chat_type, password) {
+            (ChatType::Protected, Some(password)) => {
+                check_password(&password, "invalid_password")?;
+                Some(password::hash(password).await?)
+            }
+            (ChatType::Protected, None) => {
+                return Err(Error::bad_request(
+                    "password_required",
+                    "a protected room needs a password",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(Error::bad_request(
+                    "unexpected_password",
+                    "only protected rooms have a password",
+                ))
+            }
+            (_, None) => None,
+        };
+        if request.target_user_id.is_some() {
+            return Err(Error::bad_request(
+                "unexpected_target",
+                "targetUserId is only for direct rooms (isDirected: true)",
+            ));
+        }
+        let record = RoomRecord {
+            name,
+            room_type: chat_type.into(),
+            password_hash,
+            direct: None,
+            created_by: caller.user_id,
+            created_at: now_millis(),
+            closed: false,
+        };
+        let mut directory = self.directory_mut();
+        let (id, view) = self.insert_room(&mut directory, record, &[caller.user_id])?;
+        if chat_type == ChatType::Private {
+            self.bus
+                .publish([caller.user_id], Event::NewRoom(view.clone()));
+        } else {
+            self.bus.publish_all(Event::NewRoom(view.clone()));
+        }
+        tracing::info!(room_id = id, user_id = caller.user_id, "room created");
+        Ok((view, true))
+    }
+
+    fn open_direct_room(&self, caller: Caller, request: NewRoom) -> Result<(RoomView, bool)> {
+        let target = request.target_user_id.ok_or_else(|| {
+            Error::bad_request("target_required", "a direct room needs targetUserId")
+        })?;
+        if target == caller.user_id {
+            return Err(Error::bad_request(
+                "invalid_target",
+                "a direct room is between two different users",
+            ));
+        }
+        if request.password.as_deref().is_some_and(|p| !p.is_empty()) {
+            return Err(Error::bad_request(
+                "unexpected_password",
+                "direct rooms have no password",
+            ));
+        }
+        let target_name = self.user(target)?.username;
+        let pair = (caller.user_id.min(target), caller.user_id.max(target));
+        let mut directory = self.directory_mut();
+        if let Some(&id) = directory.direct.get(&pair) {
+            // One who left the room comes back to the same room and its history.
+            let Some(entry) = directory.rooms.get_mut(&id) else {
+                return Err(Error::RoomNotFound);
+            };
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                entry.members.entry(caller.user_id)
+            {
+                let member = MemberRecord {
+                    role: Role::Member,
+                    joined_at: now_millis(),
+                };
+                self.store.put_member(id, caller.user_id, &member)?;
+                slot.insert(member);
+                directory
+                    .user_rooms
+                    .entry(caller.user_id)
+                    .or_default()
+                    .insert(id);
+            }
+            let Some(entry) = directory.rooms.get(&id) else {
+                return Err(Error::RoomNotFound);
+            };
+            return Ok((self.room_view(id, entry), false));
+        }
+        let name = format!("{}, {}", self.username(caller.user_id), target_name);
+        let record = RoomRecord {
+            name,
+            room_type: RoomType::Private,
+            password_hash: None,
+            direct: Some(pair),
+            created_by: caller.user_id,
+            created_at: now_millis(),
+            closed: false,
+        };
+        let (id, view) = self.insert_room(&mut directory, record, &[caller.user_id, target])?;
+        directory.direct.insert(pair, id);
+        self.bus
+            .publish([caller.user_id, target], Event::NewRoom(view.clone()));
+        tracing::info!(
+            room_id = id,
+            user_id = caller.user_id,
+            "direct room created"
+        );
+        Ok((view, true))
+    }
+
+    /// Stores a new room whose first member is its owner, and the other members.
+    fn insert_room(
+        &self,
+        directory: &mut Directory,
+        record: RoomRecord,
+        members: &[UserId],
+    ) -> Result<(RoomId, RoomView)> {
+        let id = directory.next_room_id;
+        self.store.put_room(id, &record)?;
+        let mut entry = RoomEntry {
+            record,
+            members: BTreeMap::new(),
+            last_msg_id: Mutex::new(0),
+        };
+        for (i, &user) in members.iter().enumerate() {
+            let member = MemberRecord {
+                role: if i == 0 { Role::Owner } else { Role::Member },
+                joined_at: now_millis(),
+            };
+            self.store.put_member(id, user, &member)?;
+            entry.members.insert(user, member);
+            directory.user_rooms.entry(user).or_default().insert(id);
+        }
+        directory.next_room_id += 1;
+        let view = self.room_view(id, &entry);
+        directory.rooms.insert(id, entry);
+        Ok((id, view))
+    }
+
+    /// Rooms the caller may see and join, and every room the caller is in.
+    pub fn visible_rooms(&self, caller: Caller) -> Vec<RoomView> {
+        let directory = self.directory();
+        let mut rooms: Vec<_> = directory
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.visible_to(caller.user_id))
+            .map(|(id, r)| self.room_view(*id, r))
+            .collect();
+        rooms.sort_by_key(|r| r.chat_seq);
+        rooms
+    }
+
+    /// The rooms the user is a member of.
+    pub fn my_rooms(&self, user: UserId) -> Vec<RoomView> {
+        let directory = self.directory();
+        directory
+            .user_rooms
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| directory.rooms.get(id).map(|r| self.room_view(*id, r)))
+            .collect()
+    }
+
+    /// Joins a room. Joining a room one is in already changes nothing.
+    pub async fn join(
+        &self,
+        caller: Caller,
+        room_id: RoomId,
+        password: Option<String>,
+    ) -> Result<RoomDetail> {
+        let password_hash = {
+            let directory = self.directory();
+            let entry = directory.visible(room_id, caller.user_id)?;
+            if entry.members.contains_key(&caller.user_id) {
+                return Ok(self.room_detail(room_id, entry));
+            }
+            match entry.record.room_type {
+                RoomType::Private => {
+                    return Err(Error::forbidden(
+                        "invitation_required",
+                        "this room is private: only invited users may join",
+                    ))
+                }
+                RoomType::Protected => entry.record.password_hash.clone(),
+                RoomType::Public => None,
+            }
+        };
+        if let Some(stored) = password_hash {
+            let given = password.unwrap_or_default();
+            if given.is_empty()
+                || given.len() > super::accounts::PASSWORD_MAX_BYTES
+                || !password::verify(given, stored).await?
+            {
+                return Err(Error::forbidden("wrong_password", "wrong room password"));
+            }
+        }
+
+        let mut directory = self.directory_mut();
+        // The room may have changed while the password was checked.
+        let entry = directory.visible(room_id, caller.user_id)?;
+        if entry.members.contains_key(&caller.user_id) {
+            return Ok(self.room_detail(room_id, entry));
+        }
+        let member = MemberRecord {
+            role: Role::Member,
+            joined_at: now_millis(),
+        };
+        self.store.put_member(room_id, caller.user_id, &member)?;
+        directory
+            .user_rooms
+            .entry(caller.user_id)
+            .or_default()
+            .insert(room_id);
+        let Some(entry) = directory.rooms.get_mut(&room_id) else {
+            return Err(Error::RoomNotFound);
+        };
+        entry.members.insert(caller.user_id, member);
+        let detail = self.room_detail(room_id, entry);
+        self.bus.publish(
+            entry.members.keys().copied(),
+            Event::JoinRoom(JoinEvent {
+                chat_seq: room_id,
+                user_id: caller.user_id,
+                username: self.username(caller.user_id),
+                room: detail.room.clone(),
+            }),
+        );
+        Ok(detail)
+    }
+
+    fn room_detail(&self, id: RoomId, entry: &RoomEntry) -> RoomDetail {
+        RoomDetail {
+            room: self.room_view(id, entry),
+            members: self.member_views(entry),
+        }
+    }
+
+    /// Leaves a room. An owner who leaves hands the room to the oldest admin, else
+    /// the oldest member; the last one to leave closes it.
+    pub fn leave(&self, caller: Caller, room_id: RoomId) -> Result<()> {
+        let user = caller.user_id;
+        let mut directory = self.directory_mut();
+        let entry = directory.visible(room_id, user)?;
+        if !entry.members.contains_key(&user) {
+            return Err(Error::conflict(
+                "not_a_member",
+                format!("you are not a member of room {room_id}"),
+            ));
+        }
+        self.bus.publish(
+            entry.members.keys().copied(),
+            Event::UserLeave(LeaveEvent {
+                chat_seq: room_id,
+                user_id: user,
+                username: self.username(user),
+                reason: LeaveReason::Leave,
+                by_user_id: user,
+            }),
+        );
+        self.store.remove_member(room_id, user)?;
+        if let Some(rooms) = directory.user_rooms.get_mut(&user) {
+            rooms.remove(&room_id);
+        }
+        let Some(entry) = directory.rooms.get_mut(&room_id) else {
+            return Err(Error::RoomNotFound);
+        };
+        let was_owner = entry
+            .members
+            .remove(&user)
+            .is_some_and(|m| m.role == Role::Owner);
+        if entry.members.is_empty() {
+            entry.record.closed = true;
+            self.store.put_room(room_id, &entry.record)?;
+            if let Some(pair) = entry.record.direct {
+                directory.direct.remove(&pair);
+            }
+            tracing::info!(room_id, "room closed: its last member left");
+            return Ok(());
+        }
+        if was_owner {
+            let heir = entry
+                .members
+                .iter()
+                .map(|(id, m)| (m.role != Role::Admin, m.joined_at, *id))
+                .min()
+                .map(|(_, _, id)| id);
+            if let Some(heir) = heir {
+                if let Some(member) = entry.members.get_mut(&heir) {
+                    member.role = Role::Owner;
+                    self.store.put_member(room_id, heir, member)?;
+                }
+                self.bus.publish(
+                    entry.members.keys().copied(),
+                    Event::RoleChange(RoleEvent {
+                        chat_seq: room_id,
+                        user_id: heir,
+                        username: self.username(heir),
+                        role: Role::Owner.into(),
+                        by_user_id: None,
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! What clients see: the JSON shapes of users, rooms, members and messages, and the
+//! events of the gateway. HTTP replies and WebSocket events use the same shapes.
+
+use std::sync::Arc;
+
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+use crate::store::records::{Message, Millis, MsgId, Role, RoomId, RoomType, UserId};
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T01:22:12.345Z`.
+pub fn timestamp(millis: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub user_id: UserId,
+    pub username: Arc<str>,
+}
+
+/// The reply to register and login.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub user_id: UserId,
+    pub username: Arc<str>,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatType {
+    Public,
+    Protected,
+    Private,
+}
+
+impl From<RoomType> for ChatType {
+    fn from(t: RoomType) -> Self {
+        match t {
+            RoomType::Public => Self::Public,
+            RoomType::Protected => Self::Protected,
+            RoomType::Private => Self::Private,
+        }
+    }
+}
+
+impl From<ChatType> for RoomType {
+    fn from(t: ChatType) -> Self {
+        match t {
+            ChatType::Public => Self::Public,
+            ChatType::Protected => Self::Protected,
+            ChatType::Private => Self::Private,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomView {
+    pub chat_seq: RoomId,
+    pub chat_name: String,
+    pub chat_type: ChatType,
+    pub is_directed: bool,
+    pub owner_id: Option<UserId>,
+    pub member_count: usize,
+    /// The newest `msgId` of the room (0 before the first message), so that a client
+    /// knows what it has missed.
+    pub last_msg_id: MsgId,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub user_id: UserId,
+    pub username: Arc<str>,
+    pub role: RoleName,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl From<Role> for RoleName {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Owner => Self::Owner,
+            Role::Admin => Self::Admin,
+            Role::Member => Self::Member,
+        }
+    }
+}
+
+/// The reply to join: the room and who is in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomDetail {
+    #[serde(flatten)]
+    pub room: RoomView,
+    pub members: Vec<MemberView>,
+}
+
+/// A message as clients see it. Shares the stored message instead of copying it:
+/// one is built per accepted message and sent to every recipient.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    pub message: Arc<Message>,
+    pub sender_name: Arc<str>,
+}
+
+impl Serialize for MessageView {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let m = &self.message;
+        let fields = if m.client_msg_id.is_some() { 7 } else { 6 };
+        let mut s = serializer.serialize_struct("Message", fields)?;
+        s.serialize_field("msgId", &m.msg_id)?;
+        s.serialize_field("chatSeq", &m.room_id)?;
+        s.serialize_field("senderId", &m.sender_id)?;
+        s.serialize_field("senderName", &*self.sender_name)?;
+        s.serialize_field("content", &m.content)?;
+        s.serialize_field("createdAt", &timestamp(m.created_at))?;
+        if let Some(id) = &m.client_msg_id {
+            s.serialize_field("clientMsgId", id)?;
+        }
+        s.end()
+    }
+}
+
+/// Why a user is no longer in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaveReason {
+    Leave,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinEvent {
+    pub chat_seq: RoomId,
+    pub user_id: UserId,
+    pub username: Arc<str>,
+    pub room: RoomView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaveEvent {
+    pub chat_seq: RoomId,
+    pub user_id: UserId,
+    pub username: Arc<str>,
+    pub reason: LeaveReason,
+    /// Who made the user leave; the user themself for `leave`.
+    pub by_user_id: UserId,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleEvent {
+    pub chat_seq: RoomId,
+    pub user_id: UserId,
+    pub username: Arc<str>,
+    pub role: RoleName,
+    /// Who changed the role; `None` when it followed from a departure.
+    pub by_user_id: Option<UserId>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorEvent {
+    pub error: &'static str,
+    pub message: String,
+    /// The refused frame's event, room and `clientMsgId`, where known.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<serde_json::Value>,
+}
+
+/// Every event the gateway sends. Serialized as `{"event": <name>, "data": …}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", content = "data")]
+pub enum Event {
+    /// The user's rooms, right after a connection is accepted.
+    #[serde(rename = "rooms")]
+    Rooms(Vec<RoomView>),
+    #[serde(rename = "new room")]
+    NewRoom(RoomView),
+    #[serde(rename = "join room")]
+    JoinRoom(JoinEvent),
+    #[serde(rename = "user leave")]
+    UserLeave(LeaveEvent),
+    /// A member's role changed (ownership passed on after the owner left).
+    #[serde(rename = "role change")]
+    RoleChange(RoleEvent),
+    #[serde(rename = "chat")]
+    Chat(MessageView),
+    #[serde(rename = "error")]
+    Error(ErrorEvent),
+}

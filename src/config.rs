@@ -1,0 +1,320 @@
+//! Configuration: built-in defaults < TOML file (`--config`) < CLI flags.
+//!
+//! Every key is documented in `config.example.toml`. Unknown keys and bad values are
+//! errors that name the key; `main` turns them into exit code 2 before anything is
+//! opened.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+/// The smallest `storage.flush_interval` we accept. tokio-cron-scheduler looks for due
+/// jobs every 500 ms, so a shorter interval would only be a promise we do not keep.
+pub const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The whole configuration of a server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP and WebSocket listener binds to.
+    pub bind: SocketAddr,
+    /// How long a graceful shutdown waits for WebSocket sessions to close.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory of the sled database.
+    pub path: PathBuf,
+    /// How often the write-behind buffer is written to sled.
+    #[serde(deserialize_with = "duration")]
+    pub flush_interval: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("./daehwa-data"),
+            flush_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest message content, in bytes of UTF-8.
+    pub max_message_bytes: usize,
+    /// Largest `count` of one history page.
+    pub history_page_max: u32,
+    /// Largest HTTP request body, in bytes.
+    pub max_body_bytes: u64,
+    /// Largest WebSocket message (and frame) a client may send, in bytes.
+    pub max_ws_message_bytes: usize,
+    /// Events queued for one WebSocket connection before it counts as too slow and is
+    /// closed (the client then reconnects and reloads).
+    pub ws_send_queue: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 16 * 1024,
+            history_page_max: 100,
+            max_body_bytes: 64 * 1024,
+            max_ws_message_bytes: 64 * 1024,
+            ws_send_queue: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether anyone may create an account with `POST /api/auth/register`.
+    pub open_registration: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            open_registration: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter: a level (`info`) or directives (`daehwa=debug,warn`).
+    /// `RUST_LOG`, when set, wins.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A configuration that cannot be used, with the key at fault in its message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Values given on the command line; each one overrides the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the file (if any), applies the overrides and validates the result.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Self::parse(&text).map_err(|message| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message,
+                })?
+            }
+            None => Self::default(),
+        };
+        if let Some(bind) = overrides.bind {
+            config.server.bind = bind;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.storage.path = dir.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; the message names the key and line at fault.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.storage.flush_interval < MIN_FLUSH_INTERVAL {
+            return invalid(
+                "storage.flush_interval",
+                "must be at least 500ms (the scheduler's tick)",
+            );
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return invalid("storage.path", "must not be empty");
+        }
+        if self.limits.max_message_bytes == 0 {
+            return invalid("limits.max_message_bytes", "must be at least 1");
+        }
+        if self.limits.history_page_max == 0 {
+            return invalid("limits.history_page_max", "must be at least 1");
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return invalid("limits.max_body_bytes", "must be at least 1024");
+        }
+        // A chat frame carries the content plus its JSON envelope.
+        if self.limits.max_ws_message_bytes < self.limits.max_message_bytes + 256 {
+            return invalid(
+                "limits.max_ws_message_bytes",
+                "must leave room for limits.max_message_bytes plus 256 bytes of envelope",
+            );
+        }
+        if self.limits.ws_send_queue == 0 {
+            return invalid("limits.ws_send_queue", "must be at least 1");
+        }
+        if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
+            return invalid("log.level", &e.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Reads a duration written as a number with a unit: `250ms`, `1s`, `5m`, `1h`.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(de::Error::custom)
+}
+
+/// Parses `<integer><unit>` with unit `ms`, `s`, `m` or `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| DurationError(text.to_owned()))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| DurationError(text.to_owned()))?;
+    let millis_per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(DurationError(text.to_owned())),
+    };
+    number
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| DurationError(text.to_owned()))
+}
+
+#[derive(Debug)]
+pub struct DurationError(String);
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid duration {:?}: write a whole number and a unit, e.g. \"500ms\", \"1s\", \"5m\"",
+            self.0
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::load(None, &Overrides::default()).expect("defaults validate");
+    }
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let text = include_str!("../config.example.toml");
+        let parsed = Config::parse(text).expect("example parses");
+        let defaults = Config::default();
+        assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("[server]\nbindd = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.contains("bindd"), "{err}");
+        let err = Config::parse("[nope]\n").unwrap_err();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        for bad in [
+            "",
+            "s",
+            "1",
+            "1 sec",
+            "-1s",
+            "1.5s",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut config = Config::default();
+        config.storage.flush_interval = Duration::from_millis(10);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("storage.flush_interval"), "{err}");
+    }
+}

@@ -1,0 +1,185 @@
+//! The REST API (the original design's controller): one filter per endpoint, JSON in
+//! and out, and the one place where domain errors and warp rejections become HTTP
+//! replies.
+
+mod auth;
+mod rooms;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Buf, Filter, Rejection, Reply};
+
+use crate::chat::{Caller, Chat};
+use crate::error::Error;
+
+/// A domain error on its way through warp's rejection machinery.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl warp::reject::Reject for ApiError {}
+
+impl From<Error> for Rejection {
+    fn from(e: Error) -> Self {
+        warp::reject::custom(ApiError(e))
+    }
+}
+
+/// The status a domain error is answered with.
+pub fn status_of(error: &Error) -> StatusCode {
+    match error {
+        Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        Error::Unauthorized | Error::BadCredentials => StatusCode::UNAUTHORIZED,
+        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Error::RoomNotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
+        Error::Conflict { .. } => StatusCode::CONFLICT,
+        Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+pub fn error_reply(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = warp::reply::json(&ErrorBody {
+        error: code,
+        message,
+    });
+    warp::reply::with_status(body, status).into_response()
+}
+
+pub fn api_error_reply(error: &Error) -> Response {
+    error_reply(status_of(error), error.code(), &error.to_string())
+}
+
+/// Turns every rejection into `{error, message}` with a fitting status.
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let reply = if let Some(ApiError(e)) = rejection.find() {
+        api_error_reply(e)
+    } else if rejection.is_not_found() {
+        error_reply(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        error_reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this endpoint does not take that method",
+        )
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        error_reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is too large",
+        )
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        error_reply(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "the query string is malformed",
+        )
+    } else {
+        tracing::warn!(?rejection, "unhandled rejection");
+        error_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    };
+    Ok(reply)
+}
+
+/// All REST endpoints.
+pub fn routes(
+    chat: Arc<Chat>,
+    max_body_bytes: u64,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    auth::routes(chat.clone(), max_body_bytes)
+        .or(rooms::routes(chat, max_body_bytes))
+        .unify()
+}
+
+/// Injects the chat service.
+fn with_chat(chat: Arc<Chat>) -> impl Filter<Extract = (Arc<Chat>,), Error = Infallible> + Clone {
+    warp::any().map(move || chat.clone())
+}
+
+/// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
+fn caller(chat: Arc<Chat>) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
+        let chat = chat.clone();
+        async move {
+            let token = header
+                .as_deref()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .ok_or(Error::Unauthorized)?;
+            Ok::<_, Rejection>(chat.authenticate(token.trim())?)
+        }
+    })
+}
+
+/// The request body, at most `limit` bytes, whether or not it has a Content-Length.
+fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |length: Option<u64>, stream| read_body(length, stream, limit))
+}
+
+async fn read_body<S, B>(length: Option<u64>, stream: S, limit: u64) -> Result<Bytes, Rejection>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let too_large = || Error::TooLarge {
+        code: "body_too_large",
+        message: format!("the request body is over {limit} bytes"),
+    };
+    if length.is_some_and(|l| l > limit) {
+        return Err(too_large().into());
+    }
+    let mut stream = std::pin::pin!(stream);
+    let mut body = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            Error::bad_request("invalid_body", "the request body could not be read")
+        })?;
+        if body.len() + chunk.remaining() > limit as usize {
+            return Err(too_large().into());
+        }
+        body.put(chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses a JSON body, naming what is wrong with it.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::bad_request("invalid_json", format!("invalid JSON body: {e}")))
+}
+
+/// Parses a positive id from a path segment.
+fn parse_id(segment: &str, what: &str) -> Result<u64, Error> {
+    segment
+        .parse::<u64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| {
+            Error::bad_request("invalid_id", format!("{what} must be a positive integer"))
+        })
+}
+
+fn json_reply<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}
+
+fn no_content() -> Response {
+    warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
+}

@@ -1,0 +1,133 @@
+//! The gateway's wire format: JSON text frames `{"event": <name>, "data": …}`.
+//!
+//! Decoding turns a client frame into a [`Command`], the transport-neutral meaning of
+//! the frame; a second transport (socket.io) only needs a decoder of its own.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::chat::view::ErrorEvent;
+use crate::store::records::RoomId;
+
+/// What a client asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Send a message to a room.
+    Chat {
+        room_id: RoomId,
+        content: String,
+        client_msg_id: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct Frame {
+    event: String,
+    #[serde(default)]
+    data: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatData {
+    chat_seq: RoomId,
+    content: String,
+    client_msg_id: Option<String>,
+}
+
+fn refused(error: &'static str, message: String, reference: Option<Value>) -> ErrorEvent {
+    ErrorEvent {
+        error,
+        message,
+        reference,
+    }
+}
+
+/// The parts of a refused frame a client can match its error against.
+fn reference_of(event: &str, data: &Value) -> Value {
+    let mut reference = json!({ "event": event });
+    for key in ["chatSeq", "clientMsgId"] {
+        if let Some(value) = data.get(key).filter(|v| v.is_number() || v.is_string()) {
+            reference[key] = value.clone();
+        }
+    }
+    reference
+}
+
+/// Decodes one text frame.
+pub fn decode(text: &str) -> Result<Command, ErrorEvent> {
+    let frame: Frame = serde_json::from_str(text).map_err(|e| {
+        refused(
+            "invalid_frame",
+            format!("a frame is a JSON object {{\"event\": name, \"data\": …}}: {e}"),
+            None,
+        )
+    })?;
+    let reference = || Some(reference_of(&frame.event, &frame.data));
+    match frame.event.as_str() {
+        "chat" => {
+            let data = ChatData::deserialize(&frame.data).map_err(|e| {
+                refused(
+                    "invalid_frame",
+                    format!("chat data is {{chatSeq: number, content: string, clientMsgId?: string}}: {e}"),
+                    reference(),
+                )
+            })?;
+            Ok(Command::Chat {
+                room_id: data.chat_seq,
+                content: data.content,
+                client_msg_id: data.client_msg_id,
+            })
+        }
+        other => Err(refused(
+            "unknown_event",
+            format!("unknown event {other:?}; a client sends \"chat\""),
+            reference(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_chat() {
+        let command =
+            decode(r#"{"event":"chat","data":{"chatSeq":3,"content":"hi","clientMsgId":"a1"}}"#);
+        assert_eq!(
+            command.ok(),
+            Some(Command::Chat {
+                room_id: 3,
+                content: "hi".into(),
+                client_msg_id: Some("a1".into())
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_with_a_reference() {
+        let err =
+            decode(r#"{"event":"chat","data":{"chatSeq":"x","clientMsgId":"a1"}}"#).unwrap_err();
+        assert_eq!(err.error, "invalid_frame");
+        assert_eq!(
+            err.reference,
+            Some(json!({"event": "chat", "chatSeq": "x", "clientMsgId": "a1"}))
+        );
+        for bad in [
+            "",
+            "null",
+            "[]",
+            "{}",
+            r#"{"event":1}"#,
+            r#"{"event":"chat"}"#,
+            "\u{0}",
+        ] {
+            assert!(decode(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            decode(r#"{"event":"nope"}"#).unwrap_err().error,
+            "unknown_event"
+        );
+    }
+}
