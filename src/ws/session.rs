@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Utf8Bytes};
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::codec::{self, Command};
@@ -71,6 +71,10 @@ where
                     }),
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Ok(_)) => None,
+                    Some(Err(WsError::Capacity(e))) => {
+                        tracing::debug!(user_id = caller.user_id, error = %e, "oversized message");
+                        break Some(close_frame(CloseCode::Size, "message too large"));
+                    }
                     Some(Err(e)) => {
                         tracing::debug!(user_id = caller.user_id, error = %e, "socket read failed");
                         break Some(close_frame(CloseCode::Protocol, "unreadable frame"));

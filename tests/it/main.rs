@@ -1,0 +1,10 @@
+//! One integration test binary: every test starts the real server (see `harness`).
+
+mod harness;
+
+mod auth;
+mod cli;
+mod gateway;
+mod history;
+mod restart;
+mod rooms;
