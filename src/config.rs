@@ -35,6 +35,8 @@ pub struct ServerConfig {
     /// How long a graceful shutdown waits for WebSocket sessions to close.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// Origins a browser may open the WebSocket from; empty allows any.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shutdown_grace: Duration::from_secs(5),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -51,9 +54,21 @@ impl Default for ServerConfig {
 pub struct StorageConfig {
     /// Directory of the sled database.
     pub path: PathBuf,
-    /// How often the write-behind buffer is written to sled.
+    /// How often the write-behind buffer is written to sled (`buffered` mode).
     #[serde(deserialize_with = "duration")]
     pub flush_interval: Duration,
+    pub durability: Durability,
+}
+
+/// When a message is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// On arrival; written by the timed flush. A crash loses at most the last interval.
+    Buffered,
+    /// Once the batch holding it is on disk (group commit). A crash loses nothing
+    /// acknowledged.
+    Sync,
 }
 
 impl Default for StorageConfig {
@@ -61,6 +76,7 @@ impl Default for StorageConfig {
         Self {
             path: PathBuf::from("./daehwa-data"),
             flush_interval: Duration::from_secs(1),
+            durability: Durability::Buffered,
         }
     }
 }
@@ -77,8 +93,19 @@ pub struct LimitsConfig {
     /// Largest WebSocket message (and frame) a client may send, in bytes.
     pub max_ws_message_bytes: usize,
     /// Events queued for one WebSocket connection before it counts as too slow and is
-    /// closed (the client then reconnects and reloads).
+    /// closed (the client then reconnects and resumes).
     pub ws_send_queue: usize,
+    /// Most messages a `resume` replays per room; further behind, the client is told
+    /// to reload history (`resync`).
+    pub replay_max: u32,
+    /// Sustained messages per second per user (HTTP and WebSocket together).
+    pub messages_per_second: f64,
+    /// Messages a user may send at once before `messages_per_second` applies.
+    pub message_burst: u32,
+    /// Open WebSocket connections per user.
+    pub connections_per_user: usize,
+    /// Login attempts per minute, per username and per client address.
+    pub login_attempts_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -89,6 +116,11 @@ impl Default for LimitsConfig {
             max_body_bytes: 64 * 1024,
             max_ws_message_bytes: 64 * 1024,
             ws_send_queue: 1024,
+            replay_max: 1000,
+            messages_per_second: 20.0,
+            message_burst: 40,
+            connections_per_user: 16,
+            login_attempts_per_minute: 10,
         }
     }
 }
@@ -219,6 +251,21 @@ impl Config {
         }
         if self.limits.ws_send_queue == 0 {
             return invalid("limits.ws_send_queue", "must be at least 1");
+        }
+        if self.limits.replay_max == 0 {
+            return invalid("limits.replay_max", "must be at least 1");
+        }
+        if !(self.limits.messages_per_second > 0.0 && self.limits.messages_per_second.is_finite()) {
+            return invalid("limits.messages_per_second", "must be a positive number");
+        }
+        if self.limits.message_burst == 0 {
+            return invalid("limits.message_burst", "must be at least 1");
+        }
+        if self.limits.connections_per_user == 0 {
+            return invalid("limits.connections_per_user", "must be at least 1");
+        }
+        if self.limits.login_attempts_per_minute == 0 {
+            return invalid("limits.login_attempts_per_minute", "must be at least 1");
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return invalid("log.level", &e.to_string());

@@ -29,6 +29,16 @@ pub enum Error {
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
     TooLarge { code: &'static str, message: String },
+    /// Too many requests; try again after `retry_after_ms`.
+    #[error("{message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after_ms: u64,
+    },
+    /// The server cannot take this now (storage failing, shutting down).
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// The store failed; the detail has been logged.
     #[error("internal error")]
     Internal,
@@ -62,7 +72,9 @@ impl Error {
             Self::BadRequest { code, .. }
             | Self::Forbidden { code, .. }
             | Self::Conflict { code, .. }
-            | Self::TooLarge { code, .. } => code,
+            | Self::TooLarge { code, .. }
+            | Self::RateLimited { code, .. }
+            | Self::Unavailable { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::BadCredentials => "bad_credentials",
             Self::RoomNotFound => "room_not_found",

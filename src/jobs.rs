@@ -1,31 +1,71 @@
-//! Scheduled work (the original design's schedule module), owned by one handle:
-//! the write-behind flush every `storage.flush_interval`.
+//! Background work (the original design's schedule module), owned by one handle:
+//! - the write-behind flush every `storage.flush_interval` (tokio-cron-scheduler);
+//! - in `sync` durability, the group-commit flusher: it flushes as soon as messages
+//!   wait, so that one disk flush covers everything that arrived during the last;
+//! - housekeeping every minute: forget refilled rate-limit buckets, and client
+//!   message ids older than their retention.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
-use crate::store::Store;
+use crate::chat::Chat;
+use crate::config::Durability;
 
-/// The running scheduler. [`Jobs::stop`] ends every job.
+/// How often housekeeping runs.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
+/// How long the group-commit flusher waits before retrying a failed flush.
+const FLUSH_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// The running background work. [`Jobs::stop`] ends all of it.
 pub struct Jobs {
     scheduler: JobScheduler,
+    group_commit: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl Jobs {
-    pub async fn start(store: Store, flush_interval: Duration) -> Result<Self, JobSchedulerError> {
+    pub async fn start(
+        chat: Arc<Chat>,
+        flush_interval: Duration,
+        durability: Durability,
+    ) -> Result<Self, JobSchedulerError> {
         let scheduler = JobScheduler::new().await?;
+        let flusher = Arc::clone(&chat);
         scheduler
             .add(Job::new_repeated_async(flush_interval, move |_, _| {
-                let store = store.clone();
-                Box::pin(async move { flush(&store).await })
+                let chat = Arc::clone(&flusher);
+                Box::pin(async move { flush(&chat).await })
             })?)
             .await?;
+        let housekeeper = Arc::clone(&chat);
+        scheduler
+            .add(Job::new_repeated_async(
+                HOUSEKEEPING_INTERVAL,
+                move |_, _| {
+                    let chat = Arc::clone(&housekeeper);
+                    Box::pin(async move { housekeeping(chat).await })
+                },
+            )?)
+            .await?;
         scheduler.start().await?;
-        Ok(Self { scheduler })
+        let group_commit = (durability == Durability::Sync).then(|| {
+            let (stop, stopped) = watch::channel(false);
+            (stop, tokio::spawn(group_commit(chat, stopped)))
+        });
+        Ok(Self {
+            scheduler,
+            group_commit,
+        })
     }
 
     pub async fn stop(mut self) {
+        if let Some((stop, task)) = self.group_commit.take() {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         if let Err(e) = self.scheduler.shutdown().await {
             tracing::warn!(error = %e, "the scheduler did not stop cleanly");
         }
@@ -34,18 +74,47 @@ impl Jobs {
 
 /// One tick of the flush job. A failure leaves the messages in memory, visible, to be
 /// retried on the next tick.
-async fn flush(store: &Store) {
-    match store.flush_messages().await {
-        Ok(report) if report.messages > 0 => tracing::debug!(
-            messages = report.messages,
+async fn flush(chat: &Chat) {
+    match chat.flush().await {
+        Ok(report) if report.messages() > 0 => tracing::debug!(
+            messages = report.messages(),
             micros = report.duration.as_micros() as u64,
             "buffer flushed"
         ),
         Ok(_) => {}
         Err(e) => tracing::error!(
             error = %e,
-            buffered = store.buffered_messages(),
-            "flush failed; the messages stay in memory and the next tick retries"
+            buffered = chat.buffered_messages(),
+            "flush failed; the messages stay in memory and are retried"
         ),
+    }
+}
+
+/// Flushes whenever messages wait, until told to stop.
+async fn group_commit(chat: Arc<Chat>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if chat.buffered_messages() == 0 {
+            tokio::select! {
+                _ = chat.message_pushed() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+        flush(&chat).await;
+        if chat.flush_failing() {
+            tokio::select! {
+                _ = tokio::time::sleep(FLUSH_RETRY_DELAY) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
+async fn housekeeping(chat: Arc<Chat>) {
+    chat.prune_rate_limits();
+    match tokio::task::spawn_blocking(move || chat.prune_client_ids()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(pruned)) => tracing::debug!(pruned, "old client message ids forgotten"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "pruning client message ids failed"),
+        Err(e) => tracing::warn!(error = %e, "the pruning task failed"),
     }
 }

@@ -20,6 +20,7 @@ use crate::{http, ws};
 /// How many times the final flush is tried before shutdown gives up and reports
 /// the messages it could not store.
 const FINAL_FLUSH_ATTEMPTS: usize = 5;
+const FINAL_FLUSH_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -60,7 +61,12 @@ pub async fn run(
         bus,
         Settings::from_config(&config),
     )?);
-    let jobs = Jobs::start(store.clone(), config.storage.flush_interval).await?;
+    let jobs = Jobs::start(
+        Arc::clone(&chat),
+        config.storage.flush_interval,
+        config.storage.durability,
+    )
+    .await?;
 
     let (begin, signal) = watch::channel(false);
     let (alive, mut sessions_done) = mpsc::channel::<()>(1);
@@ -71,6 +77,7 @@ pub async fn run(
             _alive: alive,
         },
         config.limits.max_ws_message_bytes,
+        config.server.allowed_origins.clone(),
     );
     let routes = ws::route(gateway)
         .or(http::routes(
@@ -107,31 +114,29 @@ pub async fn run(
         tracing::warn!("some sessions did not close in time; flushing anyway");
     }
     jobs.stop().await;
-    final_flush(&store).await?;
+    final_flush(&chat, &store).await?;
     tracing::info!("shutdown complete");
     Ok(())
 }
 
-/// Writes everything still buffered and flushes sled.
-async fn final_flush(store: &Store) -> Result<(), ServerError> {
+/// Writes everything still buffered, flushes sled and marks the shutdown clean.
+async fn final_flush(chat: &Chat, store: &Store) -> Result<(), ServerError> {
     let mut last_error = None;
     for _ in 0..FINAL_FLUSH_ATTEMPTS {
-        match store.flush_messages().await {
+        match chat.flush().await {
             Ok(_) if store.buffered_messages() == 0 => {
-                store
-                    .flush_db()
-                    .await
-                    .map_err(|source| ServerError::FinalFlush {
+                return store.mark_clean_shutdown().await.map_err(|source| {
+                    ServerError::FinalFlush {
                         buffered: 0,
                         source,
-                    })?;
-                return Ok(());
+                    }
+                });
             }
             Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "final flush failed; retrying");
                 last_error = Some(e);
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                tokio::time::sleep(FINAL_FLUSH_RETRY_DELAY).await;
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Accounts: registration, login, logout and bearer tokens.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::password::{self, token_hash};
@@ -99,8 +100,29 @@ impl Chat {
         self.issue_token(user_id)
     }
 
-    /// Checks a username and password and issues a new token.
-    pub async fn login(&self, username: &str, password: String) -> Result<SessionView> {
+    /// Checks a username and password and issues a new token. Attempts are limited
+    /// per username and per client address.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: String,
+        addr: Option<IpAddr>,
+    ) -> Result<SessionView> {
+        let limited = |wait: std::time::Duration| Error::RateLimited {
+            code: "too_many_attempts",
+            message: format!(
+                "too many login attempts; at most {} per minute, retry in {} s",
+                self.settings.login_attempts_per_minute,
+                wait.as_secs().max(1)
+            ),
+            retry_after_ms: wait.as_millis() as u64,
+        };
+        self.login_rate_by_name
+            .take(username.to_lowercase())
+            .map_err(limited)?;
+        if let Some(addr) = addr {
+            self.login_rate_by_addr.take(addr).map_err(limited)?;
+        }
         let found = {
             let accounts = self.accounts();
             accounts
@@ -157,6 +179,19 @@ impl Chat {
         self.accounts_mut().tokens.remove(&caller.token_hash);
         self.bus
             .close_token(caller.user_id, &caller.token_hash, CloseReason::LoggedOut);
+        Ok(())
+    }
+
+    /// Refuses a new connection for a user who has as many as allowed.
+    pub fn check_connection_limit(&self, user: UserId) -> Result<()> {
+        let max = self.settings.connections_per_user;
+        if self.bus.connections_of(user) >= max {
+            return Err(Error::RateLimited {
+                code: "too_many_connections",
+                message: format!("at most {max} open connections per user"),
+                retry_after_ms: 1000,
+            });
+        }
         Ok(())
     }
 

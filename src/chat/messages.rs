@@ -1,14 +1,27 @@
-//! Messages: sending (from the gateway or HTTP) and reading history.
+//! Messages: sending (from the gateway or HTTP), idempotent resends, reading
+//! history, replaying what a reconnecting client missed, and the flush that makes
+//! messages durable (and, in `sync` mode, delivers them).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
 
 use super::view::{Event, MessageView};
-use super::{Caller, Chat};
+use super::{Caller, Chat, RoomEntry};
+use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::store::records::*;
+use crate::store::{Batch, FlushReport, StoreResult};
 
 /// A client's own id for a message, echoed back with it.
 pub const CLIENT_MSG_ID_MAX_BYTES: usize = 64;
+/// Ids reserved per room at a time; each reservation costs one sled flush.
+const MSG_ID_BLOCK: MsgId = 1000;
+/// How long a client id is remembered, for resends after a reconnect or a restart.
+pub const CLIENT_MSG_ID_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How long a `sync` send waits for its batch to reach the disk before it answers
+/// that storage is unavailable.
+const SYNC_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a history page ends: before a given message, or at the newest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,16 +30,31 @@ pub enum Before {
     Msg(MsgId),
 }
 
+/// An accepted message. `duplicate` when it was a resend of one already stored
+/// under the same `clientMsgId`: nothing new was stored or delivered.
+pub struct Sent {
+    pub view: MessageView,
+    pub duplicate: bool,
+}
+
+/// What a reconnecting client missed in a room.
+pub enum Replay {
+    /// Every message after the client's last one, in order.
+    Messages(Vec<MessageView>),
+    /// More than `limits.replay_max` messages: reload history instead.
+    TooFar { newest: MsgId },
+}
+
+type PendingClientIds = HashMap<UserId, HashMap<String, MessageRef>>;
+
 impl Chat {
-    /// Accepts a message from a member: numbers it, buffers it (visible to history at
-    /// once) and publishes it to the room, the sender included.
-    pub fn send(
-        &self,
-        caller: Caller,
-        room_id: RoomId,
-        content: String,
-        client_msg_id: Option<String>,
-    ) -> Result<MessageView> {
+    fn pending_client_ids(&self) -> MutexGuard<'_, PendingClientIds> {
+        self.pending_client_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check_content(&self, content: &str, client_msg_id: Option<&str>) -> Result<()> {
         if content.is_empty() {
             return Err(Error::bad_request(
                 "empty_message",
@@ -40,35 +68,192 @@ impl Chat {
                 message: format!("content is {} bytes; the limit is {max}", content.len()),
             });
         }
-        if let Some(id) = &client_msg_id {
-            if id.is_empty() || id.len() > CLIENT_MSG_ID_MAX_BYTES {
-                return Err(Error::bad_request(
-                    "invalid_client_msg_id",
-                    format!("clientMsgId is 1 to {CLIENT_MSG_ID_MAX_BYTES} bytes"),
-                ));
+        if client_msg_id.is_some_and(|id| id.is_empty() || id.len() > CLIENT_MSG_ID_MAX_BYTES) {
+            return Err(Error::bad_request(
+                "invalid_client_msg_id",
+                format!("clientMsgId is 1 to {CLIENT_MSG_ID_MAX_BYTES} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Accepts a message from a member: numbers it, buffers it and delivers it to the
+    /// room, the sender included. In `buffered` mode it is delivered at once; in
+    /// `sync` mode the flush that stores it delivers it, and this returns only then.
+    pub async fn send(
+        &self,
+        caller: Caller,
+        room_id: RoomId,
+        content: String,
+        client_msg_id: Option<String>,
+    ) -> Result<Sent> {
+        self.check_content(&content, client_msg_id.as_deref())?;
+        let sync = self.settings.durability == Durability::Sync;
+        if sync && self.store.flush_failing() {
+            return Err(Error::Unavailable {
+                code: "storage_unavailable",
+                message: "messages cannot be stored right now; try again later".into(),
+            });
+        }
+        self.message_rate
+            .take(caller.user_id)
+            .map_err(|wait| Error::RateLimited {
+                code: "rate_limited",
+                message: format!(
+                    "too many messages: at most {} per second; retry in {} ms",
+                    self.settings.messages_per_second,
+                    wait.as_millis()
+                ),
+                retry_after_ms: wait.as_millis() as u64,
+            })?;
+        let sender_name = self.username(caller.user_id);
+
+        let (view, generation) = {
+            let directory = self.directory();
+            let room = directory.joined(room_id, caller.user_id)?;
+            let mut sequence = room.sequence();
+            // Held from the lookup to the insert, so that two resends racing in
+            // different rooms cannot both store the message.
+            let mut client_ids = client_msg_id.as_ref().map(|_| self.pending_client_ids());
+            if let (Some(ids), Some(client_id)) = (&client_ids, &client_msg_id) {
+                let known = match ids.get(&caller.user_id).and_then(|m| m.get(client_id)) {
+                    Some(reference) => Some(*reference),
+                    None => self.store.client_msg_ref(caller.user_id, client_id)?,
+                };
+                if let Some(original) = known {
+                    if original.room_id != room_id {
+                        return Err(Error::conflict(
+                            "client_msg_id_reused",
+                            format!(
+                                "clientMsgId {client_id:?} was already used in room {}",
+                                original.room_id
+                            ),
+                        ));
+                    }
+                    let message = self
+                        .store
+                        .message(room_id, original.msg_id)?
+                        .ok_or(Error::Internal)?;
+                    return Ok(Sent {
+                        view: MessageView {
+                            message,
+                            sender_name,
+                        },
+                        duplicate: true,
+                    });
+                }
+            }
+            if sequence.last >= sequence.reserved {
+                let upto = sequence.last + MSG_ID_BLOCK;
+                self.store.reserve_msg_ids(room_id, upto)?;
+                sequence.reserved = upto;
+            }
+            sequence.last += 1;
+            let message = Arc::new(Message {
+                room_id,
+                msg_id: sequence.last,
+                sender_id: caller.user_id,
+                content,
+                created_at: now_millis(),
+                client_msg_id,
+            });
+            if let (Some(ids), Some(client_id)) = (&mut client_ids, &message.client_msg_id) {
+                ids.entry(caller.user_id).or_default().insert(
+                    client_id.clone(),
+                    MessageRef {
+                        room_id,
+                        msg_id: message.msg_id,
+                        created_at: message.created_at,
+                    },
+                );
+            }
+            let generation = self.store.append_message(Arc::clone(&message));
+            let view = MessageView {
+                message,
+                sender_name,
+            };
+            if !sync {
+                self.bus.publish(audience(room), Event::Chat(view.clone()));
+            }
+            (view, generation)
+        };
+
+        if sync
+            && tokio::time::timeout(SYNC_ACK_TIMEOUT, self.store.durable(generation))
+                .await
+                .is_err()
+        {
+            return Err(Error::Unavailable {
+                code: "storage_unavailable",
+                message: "the message was not stored in time; resend it with the same clientMsgId to learn whether it was"
+                    .into(),
+            });
+        }
+        Ok(Sent {
+            view,
+            duplicate: false,
+        })
+    }
+
+    /// Writes the oldest buffered batch to disk. In `sync` mode, delivers its
+    /// messages: they are acknowledged and delivered only once stored.
+    pub async fn flush(&self) -> StoreResult<FlushReport> {
+        let report = self.store.flush_messages().await?;
+        if let Some(batch) = &report.batch {
+            self.forget_stored_client_ids(batch);
+            if self.settings.durability == Durability::Sync {
+                self.deliver(batch);
             }
         }
-        let sender_name = self.username(caller.user_id);
+        Ok(report)
+    }
+
+    fn forget_stored_client_ids(&self, batch: &Batch) {
+        let mut ids = self.pending_client_ids();
+        if ids.is_empty() {
+            return;
+        }
+        for message in batch.iter() {
+            if let (Some(client_id), Some(of_user)) =
+                (&message.client_msg_id, ids.get_mut(&message.sender_id))
+            {
+                of_user.remove(client_id);
+            }
+        }
+        ids.retain(|_, of_user| !of_user.is_empty());
+    }
+
+    /// Publishes a stored batch, each room's messages in order.
+    fn deliver(&self, batch: &Batch) {
         let directory = self.directory();
-        let room = directory.joined(room_id, caller.user_id)?;
-        let mut last = room.last_msg_id.lock().unwrap_or_else(|p| p.into_inner());
-        let message = Arc::new(Message {
-            room_id,
-            msg_id: *last + 1,
-            sender_id: caller.user_id,
-            content,
-            created_at: now_millis(),
-            client_msg_id,
-        });
-        *last = message.msg_id;
-        self.store.append_message(Arc::clone(&message));
-        let view = MessageView {
-            message,
-            sender_name,
-        };
-        self.bus
-            .publish(room.members.keys().copied(), Event::Chat(view.clone()));
-        Ok(view)
+        let accounts = self.accounts();
+        for message in batch.iter() {
+            let Some(room) = directory.rooms.get(&message.room_id) else {
+                continue;
+            };
+            let view = MessageView {
+                message: Arc::clone(message),
+                sender_name: accounts.name_of(message.sender_id),
+            };
+            self.bus.publish(audience(room), Event::Chat(view));
+        }
+    }
+
+    /// Reads from the buffer too in `buffered` mode; in `sync` mode only what is on
+    /// disk, which is what has been delivered.
+    fn include_buffer(&self) -> bool {
+        self.settings.durability == Durability::Buffered
+    }
+
+    fn views(&self, messages: Vec<Arc<Message>>) -> Vec<MessageView> {
+        let accounts = self.accounts();
+        messages
+            .into_iter()
+            .map(|message| MessageView {
+                sender_name: accounts.name_of(message.sender_id),
+                message,
+            })
+            .collect()
     }
 
     /// Up to `count` messages of a room before `before`, oldest first. Members only.
@@ -91,21 +276,57 @@ impl Chat {
             Before::Msg(id) => id,
         };
         self.directory().joined(room_id, caller.user_id)?;
-        let messages = self.store.history(room_id, before, count as usize)?;
-        let accounts = self.accounts();
-        Ok(messages
-            .into_iter()
-            .map(|message| {
-                let sender_name = accounts
-                    .users
-                    .get(&message.sender_id)
-                    .map(|a| Arc::clone(&a.username))
-                    .unwrap_or_else(|| Arc::from("unknown"));
-                MessageView {
-                    message,
-                    sender_name,
-                }
-            })
-            .collect())
+        let messages =
+            self.store
+                .history(room_id, before, count as usize, self.include_buffer())?;
+        Ok(self.views(messages))
+    }
+
+    /// The messages of a room after `after`, for a client that reconnects.
+    pub fn replay(&self, caller: Caller, room_id: RoomId, after: MsgId) -> Result<Replay> {
+        let newest = self
+            .directory()
+            .joined(room_id, caller.user_id)?
+            .last_msg_id();
+        if newest <= after {
+            return Ok(Replay::Messages(Vec::new()));
+        }
+        let missed = newest - after;
+        if missed > MsgId::from(self.settings.replay_max) {
+            return Ok(Replay::TooFar { newest });
+        }
+        let mut messages =
+            self.store
+                .history(room_id, MsgId::MAX, missed as usize, self.include_buffer())?;
+        messages.retain(|m| m.msg_id > after);
+        Ok(Replay::Messages(self.views(messages)))
+    }
+}
+
+/// Who receives a room's messages.
+fn audience(room: &RoomEntry) -> impl Iterator<Item = UserId> + '_ {
+    room.members.keys().copied()
+}
+
+impl Chat {
+    /// Messages accepted and not yet on disk.
+    pub fn buffered_messages(&self) -> usize {
+        self.store.buffered_messages()
+    }
+
+    /// Whether the last flush failed.
+    pub fn flush_failing(&self) -> bool {
+        self.store.flush_failing()
+    }
+
+    /// Resolves once a message has been buffered since the last call.
+    pub async fn message_pushed(&self) {
+        self.store.message_pushed().await
+    }
+
+    /// Forgets client ids older than [`CLIENT_MSG_ID_RETENTION`]. Called by a job.
+    pub fn prune_client_ids(&self) -> StoreResult<usize> {
+        let cutoff = now_millis() - CLIENT_MSG_ID_RETENTION.as_millis() as Millis;
+        self.store.prune_message_refs(cutoff)
     }
 }

@@ -7,15 +7,17 @@
 //! never touches a connection and never imports warp.
 
 mod accounts;
+mod limits;
 mod messages;
 pub mod password;
 mod rooms;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::config::Config;
+use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::events::Bus;
 use crate::store::records::*;
@@ -23,23 +25,37 @@ use crate::store::{Store, StoreResult};
 pub use view::Event;
 
 pub use accounts::Caller;
-pub use messages::Before;
+use limits::RateLimiter;
+pub use messages::{Before, Replay, Sent};
 pub use rooms::NewRoom;
 
 /// The limits and switches of the domain, from the config.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub open_registration: bool,
+    pub durability: Durability,
     pub max_message_bytes: usize,
     pub history_page_max: u32,
+    pub replay_max: u32,
+    pub messages_per_second: f64,
+    pub message_burst: u32,
+    pub connections_per_user: usize,
+    pub login_attempts_per_minute: u32,
 }
 
 impl Settings {
     pub fn from_config(config: &Config) -> Self {
+        let limits = &config.limits;
         Self {
             open_registration: config.auth.open_registration,
-            max_message_bytes: config.limits.max_message_bytes,
-            history_page_max: config.limits.history_page_max,
+            durability: config.storage.durability,
+            max_message_bytes: limits.max_message_bytes,
+            history_page_max: limits.history_page_max,
+            replay_max: limits.replay_max,
+            messages_per_second: limits.messages_per_second,
+            message_burst: limits.message_burst,
+            connections_per_user: limits.connections_per_user,
+            login_attempts_per_minute: limits.login_attempts_per_minute,
         }
     }
 }
@@ -54,6 +70,12 @@ pub struct Chat {
     /// A hash to verify against when a login names an unknown user, so that such a
     /// login takes as long as a wrong password and does not reveal which names exist.
     decoy_hash: tokio::sync::OnceCell<String>,
+    /// Client ids of messages not yet on disk (those on disk are looked up there), so
+    /// that a resend is answered with the original. Emptied by every flush.
+    pending_client_ids: Mutex<HashMap<UserId, HashMap<String, MessageRef>>>,
+    message_rate: RateLimiter<UserId>,
+    login_rate_by_name: RateLimiter<String>,
+    login_rate_by_addr: RateLimiter<IpAddr>,
 }
 
 #[derive(Default)]
@@ -85,9 +107,18 @@ struct Directory {
 struct RoomEntry {
     record: RoomRecord,
     members: BTreeMap<UserId, MemberRecord>,
-    /// The last `msg_id` handed out. Locked while a message is numbered, buffered and
-    /// published, so that every member receives a room's messages in `msg_id` order.
-    last_msg_id: Mutex<MsgId>,
+    /// Locked while a message is numbered, buffered and published, so that every
+    /// member receives a room's messages in `msg_id` order.
+    sequence: Mutex<Sequence>,
+}
+
+/// A room's message numbering.
+#[derive(Debug, Default)]
+struct Sequence {
+    /// The last `msg_id` handed out.
+    last: MsgId,
+    /// Ids up to here are durably reserved: a restart after a crash resumes above it.
+    reserved: MsgId,
 }
 
 impl RoomEntry {
@@ -98,8 +129,12 @@ impl RoomEntry {
             .map(|(id, _)| *id)
     }
 
+    fn sequence(&self) -> MutexGuard<'_, Sequence> {
+        self.sequence.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn last_msg_id(&self) -> MsgId {
-        *self.last_msg_id.lock().unwrap_or_else(|p| p.into_inner())
+        self.sequence().last
     }
 
     /// Whether `user` may see that the room exists.
@@ -141,18 +176,30 @@ impl Chat {
             next_room_id: 1,
             ..Directory::default()
         };
+        let reservations: HashMap<RoomId, MsgId> = store.load_reservations()?.into_iter().collect();
+        let clean = store.clean_start();
+        if !clean {
+            tracing::warn!(
+                "the previous run did not shut down cleanly: messages of its last flush \
+                 interval may be lost, and each room's ids resume above the reserved block"
+            );
+        }
         for (id, record) in store.load_rooms()? {
             directory.next_room_id = directory.next_room_id.max(id + 1);
             if let (Some(pair), false) = (record.direct, record.closed) {
                 directory.direct.insert(pair, id);
             }
-            let last = store.last_msg_id(id)?;
+            let stored = store.last_msg_id(id)?;
+            let reserved = reservations.get(&id).copied().unwrap_or(0).max(stored);
+            // After a crash, ids between the last stored message and the reservation
+            // may have been acknowledged and lost: none of them is handed out again.
+            let last = if clean { stored } else { reserved };
             directory.rooms.insert(
                 id,
                 RoomEntry {
                     record,
                     members: BTreeMap::new(),
-                    last_msg_id: Mutex::new(last),
+                    sequence: Mutex::new(Sequence { last, reserved }),
                 },
             );
         }
@@ -174,10 +221,20 @@ impl Chat {
         Ok(Self {
             store,
             bus,
-            settings,
             accounts: RwLock::new(accounts),
             directory: RwLock::new(directory),
             decoy_hash: tokio::sync::OnceCell::new(),
+            pending_client_ids: Mutex::new(HashMap::new()),
+            message_rate: RateLimiter::new(settings.messages_per_second, settings.message_burst),
+            login_rate_by_name: RateLimiter::new(
+                f64::from(settings.login_attempts_per_minute) / 60.0,
+                settings.login_attempts_per_minute,
+            ),
+            login_rate_by_addr: RateLimiter::new(
+                f64::from(settings.login_attempts_per_minute) / 60.0,
+                settings.login_attempts_per_minute,
+            ),
+            settings,
         })
     }
 
@@ -211,8 +268,20 @@ impl Chat {
 
     /// The name of a user, for views.
     fn username(&self, user: UserId) -> Arc<str> {
-        self.accounts()
-            .users
+        self.accounts().name_of(user)
+    }
+
+    /// Forgets rate-limit buckets that have refilled. Called by a periodic job.
+    pub fn prune_rate_limits(&self) {
+        self.message_rate.prune();
+        self.login_rate_by_name.prune();
+        self.login_rate_by_addr.prune();
+    }
+}
+
+impl Accounts {
+    fn name_of(&self, user: UserId) -> Arc<str> {
+        self.users
             .get(&user)
             .map(|a| Arc::clone(&a.username))
             .unwrap_or_else(|| Arc::from("unknown"))

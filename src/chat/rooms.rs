@@ -9,7 +9,7 @@ use super::view::{
     ChatType, Event, JoinEvent, LeaveEvent, LeaveReason, MemberView, RoleEvent, RoomDetail,
     RoomView,
 };
-use super::{Caller, Chat, Directory, RoomEntry};
+use super::{Caller, Chat, Directory, RoomEntry, Sequence};
 use crate::error::{Error, Result};
 use crate::store::records::*;
 
@@ -158,10 +158,7 @@ impl Chat {
             if let std::collections::btree_map::Entry::Vacant(slot) =
                 entry.members.entry(caller.user_id)
             {
-                let member = MemberRecord {
-                    role: Role::Member,
-                    joined_at: now_millis(),
-                };
+                let member = MemberRecord::new(Role::Member);
                 self.store.put_member(id, caller.user_id, &member)?;
                 slot.insert(member);
                 directory
@@ -209,13 +206,10 @@ impl Chat {
         let mut entry = RoomEntry {
             record,
             members: BTreeMap::new(),
-            last_msg_id: Mutex::new(0),
+            sequence: Mutex::new(Sequence::default()),
         };
         for (i, &user) in members.iter().enumerate() {
-            let member = MemberRecord {
-                role: if i == 0 { Role::Owner } else { Role::Member },
-                joined_at: now_millis(),
-            };
+            let member = MemberRecord::new(if i == 0 { Role::Owner } else { Role::Member });
             self.store.put_member(id, user, &member)?;
             entry.members.insert(user, member);
             directory.user_rooms.entry(user).or_default().insert(id);
@@ -291,10 +285,7 @@ impl Chat {
         if entry.members.contains_key(&caller.user_id) {
             return Ok(self.room_detail(room_id, entry));
         }
-        let member = MemberRecord {
-            role: Role::Member,
-            joined_at: now_millis(),
-        };
+        let member = MemberRecord::new(Role::Member);
         self.store.put_member(room_id, caller.user_id, &member)?;
         directory
             .user_rooms

@@ -171,6 +171,15 @@ pub struct RoleEvent {
     pub by_user_id: Option<UserId>,
 }
 
+/// Sent instead of a replay when a client is too far behind: reload the room's
+/// history from the newest message.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResyncEvent {
+    pub chat_seq: RoomId,
+    pub last_msg_id: MsgId,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorEvent {
     pub error: &'static str,
@@ -198,6 +207,8 @@ pub enum Event {
     RoleChange(RoleEvent),
     #[serde(rename = "chat")]
     Chat(MessageView),
+    #[serde(rename = "resync")]
+    Resync(ResyncEvent),
     #[serde(rename = "error")]
     Error(ErrorEvent),
 }

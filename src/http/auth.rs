@@ -1,5 +1,6 @@
 //! Accounts over HTTP: register, login, logout, me.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -55,12 +56,17 @@ fn login(
     warp::path!("api" / "auth" / "login")
         .and(warp::post())
         .and(with_chat(chat))
+        .and(warp::addr::remote())
         .and(body(limit))
-        .and_then(|chat: Arc<Chat>, body: Bytes| async move {
-            let c: Credentials = parse_json(&body)?;
-            let session = chat.login(&c.username, c.password).await?;
-            Ok::<_, Rejection>(json_reply(StatusCode::OK, &session))
-        })
+        .and_then(
+            |chat: Arc<Chat>, addr: Option<SocketAddr>, body: Bytes| async move {
+                let c: Credentials = parse_json(&body)?;
+                let session = chat
+                    .login(&c.username, c.password, addr.map(|a| a.ip()))
+                    .await?;
+                Ok::<_, Rejection>(json_reply(StatusCode::OK, &session))
+            },
+        )
 }
 
 /// POST /api/auth/logout → 204; the token stops working and its sockets close.

@@ -40,6 +40,8 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::RoomNotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -59,7 +61,14 @@ pub fn error_reply(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 pub fn api_error_reply(error: &Error) -> Response {
-    error_reply(status_of(error), error.code(), &error.to_string())
+    let mut reply = error_reply(status_of(error), error.code(), &error.to_string());
+    if let Error::RateLimited { retry_after_ms, .. } = error {
+        let seconds = retry_after_ms.div_ceil(1000).max(1);
+        reply
+            .headers_mut()
+            .insert(warp::http::header::RETRY_AFTER, seconds.into());
+    }
+    reply
 }
 
 /// Turns every rejection into `{error, message}` with a fitting status.

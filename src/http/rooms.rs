@@ -175,7 +175,8 @@ struct SendBody {
 }
 
 /// POST /api/chatrooms/{roomId}/messages {content, clientMsgId?} → 201 the message,
-/// which also reaches the room's sockets as a `chat` event.
+/// which also reaches the room's sockets as a `chat` event; 200 with the original
+/// when `clientMsgId` was sent before.
 fn send(
     chat: Arc<Chat>,
     limit: u64,
@@ -189,8 +190,15 @@ fn send(
             |room: String, chat: Arc<Chat>, caller: Caller, body: Bytes| async move {
                 let room_id = parse_id(&room, "roomId")?;
                 let b: SendBody = parse_json(&body)?;
-                let message = chat.send(caller, room_id, b.content, b.client_msg_id)?;
-                Ok::<_, Rejection>(json_reply(StatusCode::CREATED, &message))
+                let sent = chat
+                    .send(caller, room_id, b.content, b.client_msg_id)
+                    .await?;
+                let status = if sent.duplicate {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                Ok::<_, Rejection>(json_reply(status, &sent.view))
             },
         )
 }

@@ -5,10 +5,18 @@
 //! as `in_flight`, so a reader never sees a gap. A failed write keeps `in_flight` and
 //! is retried by the next flush, before anything newer: sled receives each room's
 //! messages in `msg_id` order, so what is on disk is always a prefix of each room.
+//!
+//! Batches are numbered (generations). A writer learns the generation its message
+//! went into and can wait until that generation is durable: that is how `sync`
+//! durability acknowledges a message only once it is on disk (group commit: one flush
+//! for everything that arrived while the previous flush ran).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
 
 use super::records::{Message, MsgId, RoomId};
 use super::{StoreError, StoreResult};
@@ -21,33 +29,75 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Every message, each room's in `msg_id` order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Message>> {
         self.rooms.values().flatten()
     }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
-#[derive(Default)]
+/// The number of a batch. Generation `g` holds the messages pushed while it was the
+/// pending one; generations become durable in order.
+pub type Generation = u64;
+
 struct State {
     /// Accepted since the last flush began.
     pending: Batch,
+    /// The generation `pending` will be written as.
+    pending_generation: Generation,
     /// Being written (or failed to be written) by a flush.
-    in_flight: Option<Arc<Batch>>,
+    in_flight: Option<(Generation, Arc<Batch>)>,
 }
 
-#[derive(Default)]
 pub struct WriteBehind {
     /// A std mutex: it is never held across an `.await`, and every critical section
     /// is a few pointer moves.
     state: Mutex<State>,
-    /// Serializes flushes, so that a slow one is not overtaken by the next tick.
+    /// Serializes flushes, so that a slow one is not overtaken by the next.
     flushing: tokio::sync::Mutex<()>,
+    /// The newest generation known to be on disk.
+    durable: watch::Sender<Generation>,
+    /// Whether the last flush failed (cleared by the next success).
+    failing: AtomicBool,
+    /// Woken on every push, for a flusher that writes as soon as there is work.
+    pushed: Notify,
+}
+
+impl Default for WriteBehind {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                pending: Batch::default(),
+                pending_generation: 1,
+                in_flight: None,
+            }),
+            flushing: tokio::sync::Mutex::new(()),
+            durable: watch::Sender::new(0),
+            failing: AtomicBool::new(false),
+            pushed: Notify::new(),
+        }
+    }
 }
 
 /// What one flush did.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Default, Clone)]
 pub struct FlushReport {
-    pub messages: usize,
+    /// The batch now on disk, if there was one.
+    pub batch: Option<Arc<Batch>>,
     pub duration: Duration,
+}
+
+impl FlushReport {
+    pub fn messages(&self) -> usize {
+        self.batch.as_ref().map_or(0, |b| b.len)
+    }
 }
 
 impl WriteBehind {
@@ -59,20 +109,42 @@ impl WriteBehind {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn push(&self, message: Arc<Message>) {
-        let mut state = self.state();
-        state.pending.len += 1;
-        state
-            .pending
-            .rooms
-            .entry(message.room_id)
-            .or_default()
-            .push(message);
+    /// Buffers a message; the generation it will be written in.
+    pub fn push(&self, message: Arc<Message>) -> Generation {
+        let generation = {
+            let mut state = self.state();
+            state.pending.len += 1;
+            state
+                .pending
+                .rooms
+                .entry(message.room_id)
+                .or_default()
+                .push(message);
+            state.pending_generation
+        };
+        self.pushed.notify_one();
+        generation
     }
 
     pub fn len(&self) -> usize {
         let state = self.state();
-        state.pending.len + state.in_flight.as_ref().map_or(0, |b| b.len)
+        state.pending.len + state.in_flight.as_ref().map_or(0, |(_, b)| b.len)
+    }
+
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once a message has been pushed since the last call.
+    pub async fn pushed(&self) {
+        self.pushed.notified().await
+    }
+
+    /// Resolves once `generation` is on disk.
+    pub async fn durable(&self, generation: Generation) {
+        let mut durable = self.durable.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while we wait.
+        let _ = durable.wait_for(|d| *d >= generation).await;
     }
 
     /// Up to `count` buffered messages of `room` with `msg_id < before`, oldest first,
@@ -88,7 +160,10 @@ impl WriteBehind {
         let mut disk_before = before;
         let parts = [
             state.pending.rooms.get(&room),
-            state.in_flight.as_ref().and_then(|b| b.rooms.get(&room)),
+            state
+                .in_flight
+                .as_ref()
+                .and_then(|(_, b)| b.rooms.get(&room)),
         ];
         for part in parts.into_iter().flatten() {
             if let Some(first) = part.first() {
@@ -109,16 +184,18 @@ impl WriteBehind {
         F: FnOnce(&Batch) -> StoreResult<()> + Send + 'static,
     {
         let _one_at_a_time = self.flushing.lock().await;
-        let batch = {
+        let (generation, batch) = {
             let mut state = self.state();
             if state.in_flight.is_none() {
                 if state.pending.len == 0 {
                     return Ok(FlushReport::default());
                 }
-                state.in_flight = Some(Arc::new(std::mem::take(&mut state.pending)));
+                let batch = Arc::new(std::mem::take(&mut state.pending));
+                state.in_flight = Some((state.pending_generation, batch));
+                state.pending_generation += 1;
             }
             match &state.in_flight {
-                Some(batch) => Arc::clone(batch),
+                Some((generation, batch)) => (*generation, Arc::clone(batch)),
                 None => return Ok(FlushReport::default()),
             }
         };
@@ -128,10 +205,15 @@ impl WriteBehind {
             .await
             .map_err(StoreError::from)
             .and_then(|written| written);
-        outcome?;
+        if let Err(e) = outcome {
+            self.failing.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
+        self.failing.store(false, Ordering::Relaxed);
         self.state().in_flight = None;
+        self.durable.send_replace(generation);
         Ok(FlushReport {
-            messages: batch.len,
+            batch: Some(batch),
             duration: started.elapsed(),
         })
     }
@@ -160,7 +242,7 @@ mod tests {
     async fn readers_see_pending_and_in_flight_in_order() {
         let buffer = WriteBehind::default();
         for id in 5..=7 {
-            buffer.push(message(1, id));
+            assert_eq!(buffer.push(message(1, id)), 1);
         }
         buffer.push(message(2, 1));
         // A failing write leaves 5..=7 in flight; 8 and 9 arrive after it.
@@ -168,7 +250,8 @@ mod tests {
             .flush(|_| Err(StoreError::NotOurs("disk full".into())))
             .await;
         assert!(failed.is_err());
-        buffer.push(message(1, 8));
+        assert!(buffer.is_failing());
+        assert_eq!(buffer.push(message(1, 8)), 2);
         buffer.push(message(1, 9));
         assert_eq!(buffer.len(), 6);
 
@@ -183,21 +266,18 @@ mod tests {
 
         // The retry writes the failed batch first, then the newer one.
         let mut written = Vec::new();
-        for _ in 0..2 {
-            let (tx, rx) = std::sync::mpsc::channel();
-            buffer
-                .flush(move |batch| {
-                    let mut ids: Vec<_> = batch.iter().map(|m| (m.room_id, m.msg_id)).collect();
-                    ids.sort();
-                    tx.send(ids).ok();
-                    Ok(())
-                })
-                .await
-                .expect("flush");
-            written.push(rx.recv().expect("written"));
+        for generation in 1..=2 {
+            let report = buffer.flush(|_| Ok(())).await.expect("flush");
+            let batch = report.batch.expect("a batch");
+            let mut ids: Vec<_> = batch.iter().map(|m| (m.room_id, m.msg_id)).collect();
+            ids.sort();
+            written.push(ids);
+            // Waiting for a durable generation returns at once.
+            buffer.durable(generation).await;
         }
         assert_eq!(written[0], [(1, 5), (1, 6), (1, 7), (2, 1)]);
         assert_eq!(written[1], [(1, 8), (1, 9)]);
         assert_eq!(buffer.len(), 0);
+        assert!(!buffer.is_failing());
     }
 }

@@ -16,14 +16,16 @@ use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-pub use buffer::FlushReport;
 use buffer::WriteBehind;
+pub use buffer::{Batch, FlushReport, Generation};
 use records::*;
 
 /// Written into the `meta` tree of a new database; a database without it, or with
 /// another value, is not ours and is never written to.
 const SCHEMA: &[u8] = b"daehwa/1";
 const SCHEMA_KEY: &[u8] = b"schema";
+/// Present in `meta` exactly while the database is closed after a graceful shutdown.
+const CLEAN_KEY: &[u8] = b"clean_shutdown";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,8 +61,17 @@ struct Inner {
     roomid_userid_member: sled::Tree,
     /// room id ++ msg id → [`Message`].
     roomid_msgid_message: sled::Tree,
+    /// room id → the highest `msg_id` that may have been handed out. Made durable
+    /// before any id above it is used, so a crash never leads to an id used twice.
+    roomid_reservedmsgid: sled::Tree,
+    /// user id ++ clientMsgId → [`MessageRef`], written with the message itself.
+    userid_clientmsgid_ref: sled::Tree,
+    /// `meta`: the schema marker and the clean-shutdown marker.
+    meta: sled::Tree,
     /// Messages accepted but not yet in `roomid_msgid_message`.
     buffer: WriteBehind,
+    /// Whether the previous run ended with a graceful shutdown.
+    clean_start: bool,
 }
 
 fn key(id: u64) -> [u8; 8] {
@@ -71,6 +82,13 @@ fn pair_key(a: u64, b: u64) -> [u8; 16] {
     let mut k = [0; 16];
     k[..8].copy_from_slice(&a.to_be_bytes());
     k[8..].copy_from_slice(&b.to_be_bytes());
+    k
+}
+
+fn client_key(user: UserId, client_msg_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + client_msg_id.len());
+    k.extend_from_slice(&user.to_be_bytes());
+    k.extend_from_slice(client_msg_id.as_bytes());
     k
 }
 
@@ -140,7 +158,14 @@ impl Store {
                 db.flush()?;
             }
         }
+        let clean_start = meta.remove(CLEAN_KEY)?.is_some();
+        // From here on a crash must be detectable at the next start.
+        db.flush()?;
         let inner = Inner {
+            roomid_reservedmsgid: db.open_tree("roomid_reservedmsgid")?,
+            userid_clientmsgid_ref: db.open_tree("userid_clientmsgid_ref")?,
+            meta,
+            clean_start,
             userid_user: db.open_tree("userid_user")?,
             username_userid: db.open_tree("username_userid")?,
             tokenhash_token: db.open_tree("tokenhash_token")?,
@@ -255,6 +280,12 @@ impl Store {
 
     // ----- messages -----
 
+    /// Whether the previous run ended with a graceful shutdown (so that every
+    /// message it acknowledged is on disk).
+    pub fn clean_start(&self) -> bool {
+        self.inner.clean_start
+    }
+
     /// The highest `msg_id` of a room on disk (the buffer is empty at start-up).
     pub fn last_msg_id(&self, room: RoomId) -> StoreResult<MsgId> {
         match self
@@ -271,20 +302,54 @@ impl Store {
         }
     }
 
-    /// Accepts a message: from now on every reader sees it; the next flush stores it.
-    pub fn append_message(&self, message: Arc<Message>) {
-        self.inner.buffer.push(message);
+    pub fn load_reservations(&self) -> StoreResult<Vec<(RoomId, MsgId)>> {
+        self.inner
+            .roomid_reservedmsgid
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((id_of(&k)?, id_of(&v)?))
+            })
+            .collect()
     }
 
-    /// Up to `count` messages of `room` with `msg_id < before`, oldest first,
-    /// from the buffer and the disk together.
+    /// Records that ids up to `upto` may be handed out in `room`, durably, before
+    /// returning. Blocks for one sled flush; callers reserve ids in blocks.
+    pub fn reserve_msg_ids(&self, room: RoomId, upto: MsgId) -> StoreResult<()> {
+        self.inner
+            .roomid_reservedmsgid
+            .insert(key(room), &key(upto))?;
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Accepts a message: from now on every reader sees it; the next flush stores it.
+    /// The generation of the batch it will be stored in.
+    pub fn append_message(&self, message: Arc<Message>) -> Generation {
+        self.inner.buffer.push(message)
+    }
+
+    /// One message, from the buffer or the disk.
+    pub fn message(&self, room: RoomId, msg_id: MsgId) -> StoreResult<Option<Arc<Message>>> {
+        let found = self.history(room, msg_id.saturating_add(1), 1, true)?;
+        Ok(found.into_iter().next().filter(|m| m.msg_id == msg_id))
+    }
+
+    /// Up to `count` messages of `room` with `msg_id < before`, oldest first: from
+    /// the buffer and the disk together, or from the disk alone when
+    /// `include_buffer` is false (what is durable).
     pub fn history(
         &self,
         room: RoomId,
         before: MsgId,
         count: usize,
+        include_buffer: bool,
     ) -> StoreResult<Vec<Arc<Message>>> {
-        let (buffered, disk_before) = self.inner.buffer.newest_before(room, before, count);
+        let (buffered, disk_before) = if include_buffer {
+            self.inner.buffer.newest_before(room, before, count)
+        } else {
+            (Vec::new(), before)
+        };
         let wanted = count - buffered.len();
         if wanted == 0 || disk_before <= 1 {
             return Ok(buffered);
@@ -311,25 +376,111 @@ impl Store {
         self.inner.buffer.len()
     }
 
-    /// Writes the buffer to sled in one batch and flushes sled to disk.
+    /// Whether the last flush failed.
+    pub fn flush_failing(&self) -> bool {
+        self.inner.buffer.is_failing()
+    }
+
+    /// Resolves once a message has been buffered since the last call.
+    pub async fn message_pushed(&self) {
+        self.inner.buffer.pushed().await
+    }
+
+    /// Resolves once the batch of `generation` is on disk.
+    pub async fn durable(&self, generation: Generation) {
+        self.inner.buffer.durable(generation).await
+    }
+
+    /// Writes the oldest buffered batch to sled, with the client ids of its messages,
+    /// in one transaction, and flushes sled to disk.
     pub async fn flush_messages(&self) -> StoreResult<FlushReport> {
         let store = self.clone();
         self.inner
             .buffer
-            .flush(move |batch| {
-                let inner = &store.inner;
-                let mut sled_batch = sled::Batch::default();
-                for message in batch.iter() {
-                    sled_batch.insert(
-                        &pair_key(message.room_id, message.msg_id),
-                        encode(&**message)?,
-                    );
-                }
-                inner.roomid_msgid_message.apply_batch(sled_batch)?;
-                inner.db.flush()?;
-                Ok(())
-            })
+            .flush(move |batch| store.write_batch(batch))
             .await
+    }
+
+    fn write_batch(&self, batch: &Batch) -> StoreResult<()> {
+        let inner = &self.inner;
+        let mut encoded = Vec::with_capacity(batch.len());
+        for message in batch.iter() {
+            let reference = match &message.client_msg_id {
+                Some(client_id) => Some((
+                    client_key(message.sender_id, client_id),
+                    encode(&MessageRef {
+                        room_id: message.room_id,
+                        msg_id: message.msg_id,
+                        created_at: message.created_at,
+                    })?,
+                )),
+                None => None,
+            };
+            encoded.push((
+                pair_key(message.room_id, message.msg_id),
+                encode(&**message)?,
+                reference,
+            ));
+        }
+        let mut messages = sled::Batch::default();
+        let mut references = sled::Batch::default();
+        for (k, v, reference) in encoded {
+            messages.insert(&k, v);
+            if let Some((rk, rv)) = reference {
+                references.insert(rk, rv);
+            }
+        }
+        // One transaction: a message and its client id are stored together or not at
+        // all, so a resend after a crash can never store a message twice.
+        (&inner.roomid_msgid_message, &inner.userid_clientmsgid_ref)
+            .transaction(|(m, r)| {
+                m.apply_batch(&messages)?;
+                r.apply_batch(&references)?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(()) => {
+                    StoreError::NotOurs("the message transaction aborted".into())
+                }
+            })?;
+        inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Where the message a user sent under `client_msg_id` was stored, if it was.
+    pub fn client_msg_ref(
+        &self,
+        user: UserId,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<MessageRef>> {
+        match self
+            .inner
+            .userid_clientmsgid_ref
+            .get(client_key(user, client_msg_id))?
+        {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forgets client ids of messages stored before `before`.
+    pub fn prune_message_refs(&self, before: Millis) -> StoreResult<usize> {
+        let mut pruned = 0;
+        for entry in self.inner.userid_clientmsgid_ref.iter() {
+            let (k, v) = entry?;
+            if decode::<MessageRef>(&v)?.created_at < before {
+                self.inner.userid_clientmsgid_ref.remove(k)?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
+    }
+
+    /// Marks the database as closed cleanly. Called last, after the final flush.
+    pub async fn mark_clean_shutdown(&self) -> StoreResult<()> {
+        self.inner.meta.insert(CLEAN_KEY, &[1])?;
+        self.flush_db().await
     }
 
     /// Flushes sled's own caches to disk (the write-through trees).

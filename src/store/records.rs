@@ -66,6 +66,28 @@ pub enum Role {
 pub struct MemberRecord {
     pub role: Role,
     pub joined_at: Millis,
+    /// A direct room its member left: hidden from their lists until it is opened
+    /// again or a new message arrives in it.
+    pub hidden: bool,
+}
+
+impl MemberRecord {
+    pub fn new(role: Role) -> Self {
+        Self {
+            role,
+            joined_at: now_millis(),
+            hidden: false,
+        }
+    }
+}
+
+/// Where a message stored under a client's own id went, so that a resend with the
+/// same `(user, clientMsgId)` is answered with the original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub room_id: RoomId,
+    pub msg_id: MsgId,
+    pub created_at: Millis,
 }
 
 /// One chat message, as buffered in memory and as stored.

@@ -7,7 +7,24 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::chat::view::ErrorEvent;
-use crate::store::records::RoomId;
+use crate::store::records::{MsgId, RoomId};
+
+/// Parses the `resume` query parameter of the upgrade: `ROOM:LASTMSGID` pairs
+/// separated by commas, e.g. `3:120,7:0`.
+pub fn decode_resume(text: &str) -> Result<Vec<(RoomId, MsgId)>, String> {
+    text.split(',')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (room, last) = pair.split_once(':').ok_or_else(|| {
+                format!("resume takes ROOM:LASTMSGID pairs separated by commas, not {pair:?}")
+            })?;
+            match (room.parse::<RoomId>(), last.parse::<MsgId>()) {
+                (Ok(room), Ok(last)) => Ok((room, last)),
+                _ => Err(format!("resume pair {pair:?} is not two whole numbers")),
+            }
+        })
+        .collect()
+}
 
 /// What a client asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -103,6 +120,15 @@ mod tests {
                 client_msg_id: Some("a1".into())
             })
         );
+    }
+
+    #[test]
+    fn decodes_resume() {
+        assert_eq!(decode_resume("3:10,4:0"), Ok(vec![(3, 10), (4, 0)]));
+        assert_eq!(decode_resume(""), Ok(vec![]));
+        for bad in ["3", "3:x", "a:1", "3:-1", "1:2:3"] {
+            assert!(decode_resume(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -39,10 +39,17 @@ pub struct Gateway {
     chat: Arc<Chat>,
     shutdown: Shutdown,
     config: WebSocketConfig,
+    /// `server.allowed_origins`; empty allows any.
+    allowed_origins: Arc<[String]>,
 }
 
 impl Gateway {
-    pub fn new(chat: Arc<Chat>, shutdown: Shutdown, max_message_bytes: usize) -> Self {
+    pub fn new(
+        chat: Arc<Chat>,
+        shutdown: Shutdown,
+        max_message_bytes: usize,
+        allowed_origins: Vec<String>,
+    ) -> Self {
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_BYTES)
             .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -52,6 +59,7 @@ impl Gateway {
             chat,
             shutdown,
             config,
+            allowed_origins: allowed_origins.into(),
         }
     }
 }
@@ -59,6 +67,8 @@ impl Gateway {
 #[derive(Deserialize)]
 struct UpgradeQuery {
     token: Option<String>,
+    /// `ROOM:LASTMSGID,…`: what a reconnecting client already has.
+    resume: Option<String>,
 }
 
 /// GET /ws?token=… → 101 Switching Protocols, then the session.
@@ -131,12 +141,16 @@ fn upgrade(
         return bad_upgrade("missing or malformed Sec-WebSocket-Key");
     };
 
-    let Ok(UpgradeQuery { token }) = serde_urlencoded::from_str(query) else {
+    let Ok(UpgradeQuery { token, resume }) = serde_urlencoded::from_str(query) else {
         return error_reply(
             StatusCode::BAD_REQUEST,
             "invalid_query",
             "the query string is malformed",
         );
+    };
+    let resume = match codec::decode_resume(resume.as_deref().unwrap_or("")) {
+        Ok(resume) => resume,
+        Err(message) => return error_reply(StatusCode::BAD_REQUEST, "invalid_resume", &message),
     };
     let token = token.or_else(|| {
         headers
@@ -150,6 +164,24 @@ fn upgrade(
         Some(Err(e)) => return api_error_reply(&e),
         None => return api_error_reply(&Error::Unauthorized),
     };
+    // Browsers send Origin; other clients need not, and are not refused for it.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = gateway.allowed_origins.is_empty()
+            || gateway
+                .allowed_origins
+                .iter()
+                .any(|o| o.as_bytes().eq_ignore_ascii_case(origin.as_bytes()));
+        if !allowed {
+            return error_reply(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this origin may not open a WebSocket here (server.allowed_origins)",
+            );
+        }
+    }
+    if let Err(e) = gateway.chat.check_connection_limit(caller.user_id) {
+        return api_error_reply(&e);
+    }
     let Some(on_upgrade) = on_upgrade else {
         return bad_upgrade("this connection cannot be upgraded (HTTP/1.1 is required)");
     };
@@ -165,7 +197,7 @@ fn upgrade(
                     Some(gateway.config),
                 )
                 .await;
-                session::run(socket, gateway.chat, caller, gateway.shutdown).await;
+                session::run(socket, gateway.chat, caller, resume, gateway.shutdown).await;
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }

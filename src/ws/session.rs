@@ -1,6 +1,7 @@
 //! One WebSocket connection: the `rooms` event, then client frames in and bus events
 //! out until either side closes, the bus closes it, or the server shuts down.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +14,12 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::codec::{self, Command};
-use crate::chat::view::{ErrorEvent, Event};
-use crate::chat::{Caller, Chat};
+use crate::chat::view::{ErrorEvent, Event, ResyncEvent};
+use crate::chat::{Caller, Chat, Replay};
 use crate::events::{CloseReason, Delivery};
 use crate::server::Shutdown;
+use crate::store::records::{MsgId, RoomId};
+use serde_json::json;
 
 /// How often an idle connection is pinged; one that has sent nothing (not even a
 /// pong) for two intervals is closed as dead.
@@ -30,7 +33,7 @@ const CLOSE_LOGGED_OUT: u16 = 4001;
 
 type Socket<S> = WebSocketStream<S>;
 
-fn text(delivery: &Delivery<Event>) -> Message {
+fn frame_of(delivery: &Delivery<Event>) -> Message {
     // SAFETY: the bytes are the output of serde_json, which is always UTF-8.
     Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(delivery.json().clone()) })
 }
@@ -42,19 +45,32 @@ fn close_frame(code: CloseCode, reason: &'static str) -> Message {
     }))
 }
 
-pub async fn run<S>(mut socket: Socket<S>, chat: Arc<Chat>, caller: Caller, mut shutdown: Shutdown)
-where
+pub async fn run<S>(
+    mut socket: Socket<S>,
+    chat: Arc<Chat>,
+    caller: Caller,
+    resume: Vec<(RoomId, MsgId)>,
+    mut shutdown: Shutdown,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // Subscribe before taking the snapshot of rooms: an event that happens in between
     // arrives after the snapshot instead of being lost.
     let mut subscription = chat.bus().subscribe(caller.user_id, caller.token_hash);
     let rooms = Delivery::new(Event::Rooms(chat.my_rooms(caller.user_id)));
-    if socket.send(text(&rooms)).await.is_err() {
+    if socket.send(frame_of(&rooms)).await.is_err() {
         return;
     }
     tracing::debug!(user_id = caller.user_id, "session opened");
 
+    let mut session = Session {
+        chat: &chat,
+        caller,
+        replayed: HashMap::new(),
+    };
+    if session.resume(&mut socket, resume).await.is_err() {
+        return;
+    }
     let mut ping = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heard_since_ping = true;
@@ -62,15 +78,15 @@ where
         tokio::select! {
             frame = socket.next() => {
                 heard_since_ping = true;
-                let reply = match frame {
-                    Some(Ok(Message::Text(text))) => handle(&chat, caller, text.as_str()),
-                    Some(Ok(Message::Binary(_))) => Some(ErrorEvent {
+                let outcome = match frame {
+                    Some(Ok(Message::Text(text))) => session.handle(&mut socket, text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => send_error(&mut socket, ErrorEvent {
                         error: "invalid_frame",
                         message: "binary frames are not supported; send JSON text frames".into(),
                         reference: None,
-                    }),
+                    }).await,
                     Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Ok(_)) => None,
+                    Some(Ok(_)) => Ok(()),
                     Some(Err(WsError::Capacity(e))) => {
                         tracing::debug!(user_id = caller.user_id, error = %e, "oversized message");
                         break Some(close_frame(CloseCode::Size, "message too large"));
@@ -80,24 +96,24 @@ where
                         break Some(close_frame(CloseCode::Protocol, "unreadable frame"));
                     }
                 };
-                if let Some(error) = reply {
-                    if socket.send(text(&Delivery::new(Event::Error(error)))).await.is_err() {
-                        break None;
-                    }
+                if outcome.is_err() {
+                    break None;
                 }
             }
             delivery = subscription.rx.recv() => {
                 let Some(delivery) = delivery else { break None };
-                if forward(&mut socket, &delivery, &mut subscription.rx).await.is_err() {
-                    break None;
+                // A client that stops reading blocks this write; its queue then
+                // overflows and the bus asks for the close, which must win the race.
+                tokio::select! {
+                    written = session.forward(&mut socket, delivery, &mut subscription.rx) => {
+                        if written.is_err() {
+                            break None;
+                        }
+                    }
+                    reason = subscription.control.closed() => break Some(close_for(reason)),
                 }
             }
-            reason = subscription.control.closed() => {
-                break Some(match reason {
-                    CloseReason::SlowConsumer => close_frame(CloseCode::Library(CLOSE_SLOW_CONSUMER), "too slow: reconnect and reload"),
-                    CloseReason::LoggedOut => close_frame(CloseCode::Library(CLOSE_LOGGED_OUT), "logged out"),
-                });
-            }
+            reason = subscription.control.closed() => break Some(close_for(reason)),
             _ = ping.tick() => {
                 if !heard_since_ping {
                     break Some(close_frame(CloseCode::Away, "no answer to ping"));
@@ -119,47 +135,148 @@ where
     tracing::debug!(user_id = caller.user_id, "session closed");
 }
 
-/// Writes one event and whatever else is queued (up to a batch), then flushes once.
-async fn forward<S>(
-    socket: &mut Socket<S>,
-    first: &Delivery<Event>,
-    rx: &mut tokio::sync::mpsc::Receiver<Arc<Delivery<Event>>>,
-) -> Result<(), tokio_tungstenite::tungstenite::Error>
+fn close_for(reason: CloseReason) -> Message {
+    match reason {
+        CloseReason::SlowConsumer => close_frame(
+            CloseCode::Library(CLOSE_SLOW_CONSUMER),
+            "too slow: reconnect and resume",
+        ),
+        CloseReason::LoggedOut => close_frame(CloseCode::Library(CLOSE_LOGGED_OUT), "logged out"),
+    }
+}
+
+async fn send_event<S>(socket: &mut Socket<S>, event: Event) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    socket.feed(text(first)).await?;
-    for _ in 1..MAX_BATCH {
-        match rx.try_recv() {
-            Ok(next) => socket.feed(text(&next)).await?,
-            Err(_) => break,
-        }
-    }
-    socket.flush().await
+    socket.send(frame_of(&Delivery::new(event))).await
 }
 
-/// Runs one client frame; the error to send back, if it was refused.
-fn handle(chat: &Chat, caller: Caller, text: &str) -> Option<ErrorEvent> {
-    match codec::decode(text) {
-        Ok(Command::Chat {
-            room_id,
-            content,
-            client_msg_id,
-        }) => {
-            let echo_id = client_msg_id.clone();
-            // The accepted message comes back through the bus, like everyone's.
-            chat.send(caller, room_id, content, client_msg_id)
-                .err()
-                .map(|e| ErrorEvent {
-                    error: e.code(),
-                    message: e.to_string(),
-                    reference: Some(serde_json::json!({
-                        "event": "chat",
-                        "chatSeq": room_id,
-                        "clientMsgId": echo_id,
-                    })),
-                })
+async fn send_error<S>(socket: &mut Socket<S>, error: ErrorEvent) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    send_event(socket, Event::Error(error)).await
+}
+
+/// What a connection means, apart from the socket: who it is, and what a resume
+/// has already replayed to it.
+struct Session<'a> {
+    chat: &'a Chat,
+    caller: Caller,
+    /// Rooms replayed on resume: the newest `msgId` the client has. A live `chat`
+    /// event at or below it (queued while the replay was read) is not sent twice.
+    replayed: HashMap<RoomId, MsgId>,
+}
+
+impl Session<'_> {
+    fn already_sent(&self, delivery: &Delivery<Event>) -> bool {
+        match &delivery.event {
+            Event::Chat(view) => self
+                .replayed
+                .get(&view.message.room_id)
+                .is_some_and(|&upto| view.message.msg_id <= upto),
+            _ => false,
         }
-        Err(error) => Some(error),
+    }
+
+    /// Writes one event and whatever else is queued (up to a batch), then flushes once.
+    async fn forward<S>(
+        &self,
+        socket: &mut Socket<S>,
+        first: Arc<Delivery<Event>>,
+        rx: &mut tokio::sync::mpsc::Receiver<Arc<Delivery<Event>>>,
+    ) -> Result<(), WsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut next = Some(first);
+        let mut fed = 0;
+        while let Some(delivery) = next.take() {
+            if self.replayed.is_empty() || !self.already_sent(&delivery) {
+                socket.feed(frame_of(&delivery)).await?;
+            }
+            fed += 1;
+            if fed < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        socket.flush().await
+    }
+
+    /// Replays what the client missed in each room after the last `msgId` it has,
+    /// or tells it to reload (`resync`) where that is too much. Runs before any live
+    /// event is forwarded, so that replayed messages come first, in order.
+    async fn resume<S>(
+        &mut self,
+        socket: &mut Socket<S>,
+        rooms: Vec<(RoomId, MsgId)>,
+    ) -> Result<(), WsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        for (room_id, last) in rooms {
+            let event = match self.chat.replay(self.caller, room_id, last) {
+                Ok(Replay::Messages(missed)) => {
+                    let upto = missed.last().map_or(last, |m| m.message.msg_id.max(last));
+                    for view in missed {
+                        socket
+                            .feed(frame_of(&Delivery::new(Event::Chat(view))))
+                            .await?;
+                    }
+                    self.replayed.insert(room_id, upto);
+                    continue;
+                }
+                Ok(Replay::TooFar { newest }) => Event::Resync(ResyncEvent {
+                    chat_seq: room_id,
+                    last_msg_id: newest,
+                }),
+                Err(e) => Event::Error(refusal(&e, json!({"event": "resume", "chatSeq": room_id}))),
+            };
+            socket.feed(frame_of(&Delivery::new(event))).await?;
+        }
+        socket.flush().await
+    }
+
+    /// Runs one client frame. Refusals are answered with an `error` event; only a
+    /// failing socket is an error here.
+    async fn handle<S>(&mut self, socket: &mut Socket<S>, frame: &str) -> Result<(), WsError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match codec::decode(frame) {
+            Ok(Command::Chat {
+                room_id,
+                content,
+                client_msg_id,
+            }) => {
+                let echo_id = client_msg_id.clone();
+                match self
+                    .chat
+                    .send(self.caller, room_id, content, client_msg_id)
+                    .await
+                {
+                    // A resend: nothing went to the room, so the sender alone learns
+                    // which msgId its message got.
+                    Ok(sent) if sent.duplicate => send_event(socket, Event::Chat(sent.view)).await,
+                    // The accepted message comes back through the bus, like everyone's.
+                    Ok(_) => Ok(()),
+                    Err(e) => {
+                        let reference =
+                            json!({"event": "chat", "chatSeq": room_id, "clientMsgId": echo_id});
+                        send_error(socket, refusal(&e, reference)).await
+                    }
+                }
+            }
+            Err(error) => send_error(socket, error).await,
+        }
+    }
+}
+
+fn refusal(error: &crate::error::Error, reference: serde_json::Value) -> ErrorEvent {
+    ErrorEvent {
+        error: error.code(),
+        message: error.to_string(),
+        reference: Some(reference),
     }
 }

@@ -28,9 +28,17 @@ async fn register_login_me_logout() {
 
     let logout = alice.post("/api/auth/logout", json!({})).await;
     assert_eq!(logout.0, StatusCode::NO_CONTENT);
-    assert_error(&alice.get("/api/users/me").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &alice.get("/api/users/me").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     // The other token still works.
-    let me = send(http.get(server.url("/api/users/me")).bearer_auth(second_token)).await;
+    let me = send(
+        http.get(server.url("/api/users/me"))
+            .bearer_auth(second_token),
+    )
+    .await;
     assert_eq!(me.0, StatusCode::OK);
 }
 
@@ -39,7 +47,8 @@ async fn registration_refusals() {
     let server = Server::start().await;
     server.register("bob").await;
     let http = reqwest::Client::new();
-    let register = |body: serde_json::Value| send(http.post(server.url("/api/auth/register")).json(&body));
+    let register =
+        |body: serde_json::Value| send(http.post(server.url("/api/auth/register")).json(&body));
 
     assert_error(
         &register(json!({"username": "Bob", "password": "long enough"})).await,
@@ -86,7 +95,8 @@ async fn login_refusals_do_not_say_which_part_was_wrong() {
     let server = Server::start().await;
     server.register("dave").await;
     let http = reqwest::Client::new();
-    let login = |body: serde_json::Value| send(http.post(server.url("/api/auth/login")).json(&body));
+    let login =
+        |body: serde_json::Value| send(http.post(server.url("/api/auth/login")).json(&body));
     let wrong_password = login(json!({"username": "dave", "password": "incorrect"})).await;
     let unknown_user = login(json!({"username": "nobody", "password": "incorrect"})).await;
     assert_error(&wrong_password, StatusCode::UNAUTHORIZED, "bad_credentials");
@@ -97,15 +107,28 @@ async fn login_refusals_do_not_say_which_part_was_wrong() {
 async fn endpoints_need_a_valid_token() {
     let server = Server::start().await;
     let http = reqwest::Client::new();
-    for path in ["/api/users/me", "/api/chatrooms", "/api/chatrooms/mine", "/api/chatrooms/message/1/-1/10"] {
-        assert_error(&send(http.get(server.url(path))).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    for path in [
+        "/api/users/me",
+        "/api/chatrooms",
+        "/api/chatrooms/mine",
+        "/api/chatrooms/message/1/-1/10",
+    ] {
+        assert_error(
+            &send(http.get(server.url(path))).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
         assert_error(
             &send(http.get(server.url(path)).bearer_auth("not-a-token")).await,
             StatusCode::UNAUTHORIZED,
             "unauthorized",
         );
     }
-    assert_error(&send(http.get(server.url("/nowhere"))).await, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &send(http.get(server.url("/nowhere"))).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,10 @@ fn daehwa(args: &[&str]) -> (Option<i32>, String) {
         .args(args)
         .output()
         .expect("run daehwa");
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -19,7 +22,10 @@ fn unknown_and_bad_keys_exit_2_naming_the_key() {
         ("[stroage]\n", "stroage"),
         ("[server]\nbind = \"not an address\"\n", "bind"),
         ("[storage]\nflush_interval = \"soon\"\n", "flush_interval"),
-        ("[storage]\nflush_interval = \"10ms\"\n", "storage.flush_interval"),
+        (
+            "[storage]\nflush_interval = \"10ms\"\n",
+            "storage.flush_interval",
+        ),
         ("[limits]\nhistory_page_max = -1\n", "history_page_max"),
         ("[log]\nformat = \"xml\"\n", "format"),
     ];
@@ -34,9 +40,15 @@ fn unknown_and_bad_keys_exit_2_naming_the_key() {
             data.to_str().expect("path"),
         ]);
         assert_eq!(code, Some(2), "{text}: {stderr}");
-        assert!(stderr.contains(key), "{text}: the error should name {key}: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "{text}: the error should name {key}: {stderr}"
+        );
     }
-    assert!(!data.exists(), "nothing may be opened before the config is valid");
+    assert!(
+        !data.exists(),
+        "nothing may be opened before the config is valid"
+    );
 
     let (code, stderr) = daehwa(&["serve", "--config", "/nonexistent/daehwa.toml"]);
     assert_eq!(code, Some(2), "{stderr}");
@@ -49,17 +61,33 @@ fn a_directory_that_is_not_ours_is_refused_and_left_alone() {
     let tmp = tempfile::TempDir::new().expect("tmp");
     let precious = tmp.path().join("notes.txt");
     std::fs::write(&precious, "do not touch").expect("write");
-    let (code, stderr) = daehwa(&["serve", "--bind", "127.0.0.1:0", "--data-dir", tmp.path().to_str().expect("path")]);
+    let (code, stderr) = daehwa(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        tmp.path().to_str().expect("path"),
+    ]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("not empty"), "{stderr}");
     let entries: Vec<_> = std::fs::read_dir(tmp.path()).expect("read").collect();
-    assert_eq!(entries.len(), 1, "nothing may be written beside the user's files");
-    assert_eq!(std::fs::read_to_string(&precious).expect("read"), "do not touch");
+    assert_eq!(
+        entries.len(),
+        1,
+        "nothing may be written beside the user's files"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).expect("read"),
+        "do not touch"
+    );
 }
 
 #[test]
 fn version() {
-    let output = Command::new(env!("CARGO_BIN_EXE_daehwa")).arg("--version").output().expect("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_daehwa"))
+        .arg("--version")
+        .output()
+        .expect("run");
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("daehwa "));
 }

@@ -24,10 +24,18 @@ async fn the_upgrade_checks_the_token_and_the_headers() {
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
-    assert_error(&send(upgrade(server.url("/ws"))).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &send(upgrade(server.url("/ws"))).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     let alice = server.register("alice").await;
     let url = server.ws_url(&alice.token).replace("ws:", "http:");
-    assert_error(&send(http.get(&url)).await, StatusCode::BAD_REQUEST, "bad_upgrade");
+    assert_error(
+        &send(http.get(&url)).await,
+        StatusCode::BAD_REQUEST,
+        "bad_upgrade",
+    );
     assert_error(
         &send(upgrade_with(url.clone(), "13", "short")).await,
         StatusCode::BAD_REQUEST,
@@ -42,7 +50,10 @@ async fn the_upgrade_checks_the_token_and_the_headers() {
     // accept key of RFC 6455's own example.
     let response = upgrade(url).send().await.expect("upgrade");
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
-    assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(
+        response.headers()["sec-websocket-accept"],
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
 }
 
 #[tokio::test]
@@ -68,7 +79,10 @@ async fn rooms_on_connect_and_chat_both_ways() {
         assert_eq!(chat["content"], "hello");
         assert_eq!(chat["senderId"], alice.user_id);
         assert_eq!(chat["senderName"], "alice");
-        assert_eq!(chat["clientMsgId"], "c-1", "the sender learns which msgId its message got");
+        assert_eq!(
+            chat["clientMsgId"], "c-1",
+            "the sender learns which msgId its message got"
+        );
     }
     // A message sent over HTTP reaches the sockets through the bus.
     bob.say(room, "from http").await;
@@ -139,7 +153,10 @@ async fn room_events_reach_whom_they_should() {
     alice.create_room("private", "hidden", None).await;
     assert_eq!(alice_ws.expect("new room").await["chatName"], "hidden");
     alice
-        .post("/api/chatrooms/new", json!({"isDirected": true, "targetUserId": bob.user_id}))
+        .post(
+            "/api/chatrooms/new",
+            json!({"isDirected": true, "targetUserId": bob.user_id}),
+        )
         .await;
     assert_eq!(alice_ws.expect("new room").await["isDirected"], true);
     assert_eq!(bob_ws.expect("new room").await["isDirected"], true);
@@ -188,11 +205,23 @@ async fn refused_frames_get_an_error_and_the_connection_goes_on() {
         ("not json", "invalid_frame"),
         ("[1,2,3]", "invalid_frame"),
         (r#"{"event":"chat"}"#, "invalid_frame"),
-        (r#"{"event":"chat","data":{"chatSeq":"one","content":"x"}}"#, "invalid_frame"),
-        (r#"{"event":"chat","data":{"chatSeq":1,"content":7}}"#, "invalid_frame"),
+        (
+            r#"{"event":"chat","data":{"chatSeq":"one","content":"x"}}"#,
+            "invalid_frame",
+        ),
+        (
+            r#"{"event":"chat","data":{"chatSeq":1,"content":7}}"#,
+            "invalid_frame",
+        ),
         (r#"{"event":"dance","data":{}}"#, "unknown_event"),
-        (r#"{"event":"chat","data":{"chatSeq":424242,"content":"x"}}"#, "room_not_found"),
-        (r#"{"event":"chat","data":{"chatSeq":1,"content":""}}"#, "empty_message"),
+        (
+            r#"{"event":"chat","data":{"chatSeq":424242,"content":"x"}}"#,
+            "room_not_found",
+        ),
+        (
+            r#"{"event":"chat","data":{"chatSeq":1,"content":""}}"#,
+            "empty_message",
+        ),
     ];
     for (frame, code) in bad_frames {
         ws.send_text(frame).await;
@@ -200,10 +229,15 @@ async fn refused_frames_get_an_error_and_the_connection_goes_on() {
         assert_eq!(error["error"], code, "{frame}: {error}");
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    ws.send_json(json!({"event": "chat", "data": {"chatSeq": room, "content": "x".repeat(16 * 1024 + 1)}}))
-        .await;
+    ws.send_json(
+        json!({"event": "chat", "data": {"chatSeq": room, "content": "x".repeat(16 * 1024 + 1)}}),
+    )
+    .await;
     assert_eq!(ws.expect("error").await["error"], "message_too_large");
-    ws.socket.send(Message::binary(vec![1, 2, 3])).await.expect("send");
+    ws.socket
+        .send(Message::binary(vec![1, 2, 3]))
+        .await
+        .expect("send");
     assert_eq!(ws.expect("error").await["error"], "invalid_frame");
 
     // Still open, still working.

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +22,6 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub struct Server {
     child: Option<Child>,
     pub addr: SocketAddr,
-    pub data_dir: PathBuf,
     /// Keeps the temp dir alive; `None` when the test owns the dir.
     _tmp: Option<TempDir>,
     /// Everything the server logged, for failure messages.
@@ -65,7 +64,11 @@ impl Server {
             // Drains stderr for the life of the process, so the pipe never fills.
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("listening") {
-                    if let Some(addr) = line.split("addr=").nth(1).and_then(|s| s.split_whitespace().next()) {
+                    if let Some(addr) = line
+                        .split("addr=")
+                        .nth(1)
+                        .and_then(|s| s.split_whitespace().next())
+                    {
                         let _ = tx.send(addr.parse::<SocketAddr>().expect("listening address"));
                     }
                 }
@@ -79,12 +82,14 @@ impl Server {
             .expect("join")
             .unwrap_or_else(|_| {
                 let status = child.try_wait();
-                panic!("daehwa did not start ({status:?}); logs:\n{}", logs.lock().expect("logs"))
+                panic!(
+                    "daehwa did not start ({status:?}); logs:\n{}",
+                    logs.lock().expect("logs")
+                )
             });
         Server {
             child: Some(child),
             addr,
-            data_dir: data_dir.to_owned(),
             _tmp: None,
             logs,
         }
@@ -169,7 +174,8 @@ pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&bytes)))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&bytes)))
     };
     (status, body)
 }
@@ -228,12 +234,14 @@ impl Client {
 
     /// Sends raw bytes as a body.
     pub async fn post_raw(&self, path: &str, body: &'static str) -> (StatusCode, Value) {
-        send(self.with_auth(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .header("content-type", "application/json")
-                .body(body),
-        ))
+        send(
+            self.with_auth(
+                self.http
+                    .post(format!("{}{path}", self.base))
+                    .header("content-type", "application/json")
+                    .body(body),
+            ),
+        )
         .await
     }
 
@@ -259,21 +267,37 @@ impl Client {
 
     pub async fn say(&self, room: u64, content: &str) -> u64 {
         let reply = self
-            .post(&format!("/api/chatrooms/{room}/messages"), json!({"content": content}))
+            .post(
+                &format!("/api/chatrooms/{room}/messages"),
+                json!({"content": content}),
+            )
             .await;
         assert_eq!(reply.0, StatusCode::CREATED, "{}", reply.1);
         reply.1["msgId"].as_u64().expect("msgId")
     }
 
     pub async fn history(&self, room: u64, before: i64, count: u32) -> Vec<Value> {
-        let reply = self.get(&format!("/api/chatrooms/message/{room}/{before}/{count}")).await;
+        let reply = self
+            .get(&format!("/api/chatrooms/message/{room}/{before}/{count}"))
+            .await;
         assert_eq!(reply.0, StatusCode::OK, "{}", reply.1);
         reply.1.as_array().expect("array").clone()
     }
 
     /// Opens a WebSocket and reads its `rooms` event.
     pub async fn connect(&self) -> (Ws, Value) {
-        let (socket, _) = tokio_tungstenite::connect_async(format!("{}{}", self.ws_base, self.token))
+        self.connect_url(format!("{}{}", self.ws_base, self.token))
+            .await
+    }
+
+    /// Opens a WebSocket that resumes (`ROOM:LASTMSGID,…`) and reads its `rooms` event.
+    pub async fn connect_resuming(&self, resume: &str) -> (Ws, Value) {
+        self.connect_url(format!("{}{}&resume={resume}", self.ws_base, self.token))
+            .await
+    }
+
+    async fn connect_url(&self, url: String) -> (Ws, Value) {
+        let (socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("WebSocket connect");
         let mut ws = Ws { socket };
@@ -316,7 +340,9 @@ impl Ws {
 
     /// Asserts that no event arrives for a while.
     pub async fn expect_silence(&mut self) {
-        if let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(300), self.socket.next()).await {
+        if let Ok(Some(frame)) =
+            tokio::time::timeout(Duration::from_millis(300), self.socket.next()).await
+        {
             panic!("expected silence, got {frame:?}");
         }
     }
@@ -337,7 +363,10 @@ impl Ws {
     /// Reads until the server closes; the close frame's code.
     pub async fn expect_close(&mut self) -> Option<u16> {
         loop {
-            match tokio::time::timeout(PATIENCE, self.socket.next()).await.expect("close in time") {
+            match tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("close in time")
+            {
                 Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return None,

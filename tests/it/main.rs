@@ -4,6 +4,7 @@ mod harness;
 
 mod auth;
 mod cli;
+mod durability;
 mod gateway;
 mod history;
 mod restart;

@@ -17,7 +17,9 @@ async fn everything_survives_a_graceful_restart() {
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let general = alice.create_room("public", "general", None).await;
-    let secret = alice.create_room("protected", "secret", Some("open sesame")).await;
+    let secret = alice
+        .create_room("protected", "secret", Some("open sesame"))
+        .await;
     bob.join(general, None).await;
     let (mut ws, _) = bob.connect().await;
     let mut sent = Vec::new();
@@ -35,7 +37,11 @@ async fn everything_survives_a_graceful_restart() {
     alice.say(secret, "in the other room").await;
 
     let status = server.stop().await;
-    assert!(status.success(), "SIGTERM exits 0: {status:?}\n{}", server.logs());
+    assert!(
+        status.success(),
+        "SIGTERM exits 0: {status:?}\n{}",
+        server.logs()
+    );
     assert!(server.logs().contains("shutdown complete"));
 
     let server = Server::start_in(&data_dir, &args).await;
@@ -48,18 +54,33 @@ async fn everything_survives_a_graceful_restart() {
     assert_eq!(rooms[0]["chatSeq"], general);
     assert_eq!(rooms[0]["lastMsgId"], 30);
     assert_eq!(rooms[0]["ownerId"], alice.user_id);
-    assert_eq!(bob.join(secret, Some("open sesame")).await.0, reqwest::StatusCode::OK);
+    assert_eq!(
+        bob.join(secret, Some("open sesame")).await.0,
+        reqwest::StatusCode::OK
+    );
 
     // The whole history, in order, and msgIds go on from where they stopped.
     let history = bob.history(general, -1, 100).await;
-    let contents: Vec<_> = history.iter().map(|m| m["content"].as_str().expect("content")).collect();
+    let contents: Vec<_> = history
+        .iter()
+        .map(|m| m["content"].as_str().expect("content"))
+        .collect();
     assert_eq!(contents, sent);
-    let ids: Vec<_> = history.iter().map(|m| m["msgId"].as_u64().expect("id")).collect();
+    let ids: Vec<_> = history
+        .iter()
+        .map(|m| m["msgId"].as_u64().expect("id"))
+        .collect();
     assert_eq!(ids, (1..=30).collect::<Vec<_>>());
     assert_eq!(alice.say(general, "after restart").await, 31);
-    assert_eq!(alice.history(secret, -1, 10).await[0]["content"], "in the other room");
+    assert_eq!(
+        alice.history(secret, -1, 10).await[0]["content"],
+        "in the other room"
+    );
     let login = alice
-        .post("/api/auth/login", json!({"username": "bob", "password": "correct horse"}))
+        .post(
+            "/api/auth/login",
+            json!({"username": "bob", "password": "correct horse"}),
+        )
         .await;
     assert_eq!(login.0, reqwest::StatusCode::OK);
 }
