@@ -175,6 +175,9 @@ pub async fn rooms_at_rates(
         };
         let outcome = load::run(&load, connections).await;
         let ok = outcome_ok(&outcome);
+        if !outcome.exactly_once_in_order {
+            print_log_tail(&server);
+        }
         record(
             common,
             json!({
@@ -194,6 +197,14 @@ pub async fn rooms_at_rates(
     }
     server.stop();
     Ok(())
+}
+
+/// Shows the end of a server's log, to explain a failed run.
+fn print_log_tail(server: &Server) {
+    let log = server.log();
+    for (_, line) in &log[log.len().saturating_sub(10)..] {
+        eprintln!("  server: {line}");
+    }
 }
 
 /// Idle connections: server memory per open, greeted, idle connection.

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The whole benchmark: builds in release mode, runs every scenario against daehwa and
+# the two baselines (the ceiling and socket.io) with the load generator pinned to
+# core 0 and each server to core 1, then writes the tables into BENCHMARKS.md and the
+# charts into docs/bench/. About 12 minutes on a 2-core machine.
+#
+#   bench/run.sh            the published sizes
+#   bench/run.sh --quick    small sizes, to try the script (about 3 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+[[ "${1:-}" == "--quick" ]] && quick=true
+
+cargo build --release -p daehwa -p daehwa-bench
+if [[ ! -d bench/socketio/node_modules ]]; then
+  (cd bench/socketio && npm ci --no-audit --no-fund)
+fi
+
+work=target/bench-work
+mkdir -p "$work"
+results="$work/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+bench=(taskset -c 0 target/release/daehwa-bench)
+common=(--server-bin target/release/daehwa --server-cpu 1 --work-dir "$work" --out "$results")
+loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date +%s)
+
+if $quick; then
+  n100_rates=50000,100000,200000
+  n10_rates=10000,50000
+  n500_rates=50000
+  rooms=(--rooms 20 --members 10)
+  rooms_rates=20000
+  idle=1000
+  history=(--messages 100000 --requests 200)
+  persistence_seconds=3
+else
+  n100_rates=25000,50000,100000,150000,200000,300000
+  n10_rates=10000,25000,50000,100000,200000
+  n500_rates=25000,50000,100000,200000
+  rooms=(--rooms 100 --members 10)
+  rooms_rates=20000,50000,100000
+  idle=10000
+  history=(--messages 1000000 --requests 1000)
+  persistence_seconds=6
+fi
+
+for target in daehwa ceiling socketio; do
+  echo "== fan-out, 100 clients: $target"
+  "${bench[@]}" fanout "${common[@]}" --target "$target" --clients 100 --rates "$n100_rates"
+  echo "== fan-out, 10 clients: $target"
+  "${bench[@]}" fanout "${common[@]}" --target "$target" --clients 10 --rates "$n10_rates" --knee
+  echo "== fan-out, 500 clients: $target"
+  "${bench[@]}" fanout "${common[@]}" --target "$target" --clients 500 --rates "$n500_rates" --knee
+  echo "== many rooms: $target"
+  "${bench[@]}" rooms "${common[@]}" --target "$target" "${rooms[@]}" --rates "$rooms_rates" --knee
+  echo "== idle connections: $target"
+  "${bench[@]}" idle "${common[@]}" --target "$target" --connections "$idle"
+done
+
+echo "== history"
+"${bench[@]}" history "${common[@]}" "${history[@]}" --data-dir "$work/history"
+echo "== start-up"
+"${bench[@]}" startup "${common[@]}" --data-dir "$work/history" --runs 5
+echo "== persistence"
+"${bench[@]}" persistence "${common[@]}" --seconds "$persistence_seconds" --flush-intervals 500ms,1s,5s
+
+elapsed=$(( $(date +%s) - started ))
+note="Run of $(date -u +%Y-%m-%d) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), \
+$(nproc) cores, Linux $(uname -r), daehwa at $(git rev-parse --short HEAD)$(git diff --quiet -- src || echo ' (with uncommitted changes)'), \
+rustc $(rustc --version | cut -d' ' -f2), node $(node --version). Load average before the run: $loadavg_before \
+(the machine was shared with other builds; expect noise). Took ${elapsed} s. Raw records: \`$results\`."
+target/release/daehwa-bench report --results "$results" --markdown BENCHMARKS.md --charts docs/bench --note "$note"
+echo "wrote BENCHMARKS.md and docs/bench/ from $results"
