@@ -2,6 +2,7 @@
 //! - the write-behind flush every `storage.flush_interval` (tokio-cron-scheduler);
 //! - in `sync` durability, the group-commit flusher: it flushes as soon as messages
 //!   wait, so that one disk flush covers everything that arrived during the last;
+//! - the expiry of bans and mutes every few seconds, announced to the rooms;
 //! - housekeeping every minute: forget refilled rate-limit buckets, and client
 //!   message ids older than their retention.
 
@@ -15,6 +16,9 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use crate::chat::Chat;
 use crate::config::Durability;
 
+/// How often run-out bans and mutes are lifted and announced. Where they matter
+/// (joining, sending) they are checked at the moment of use, not by this job.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
 /// How often housekeeping runs.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 /// How long the group-commit flusher waits before retrying a failed flush.
@@ -38,6 +42,13 @@ impl Jobs {
             .add(Job::new_repeated_async(flush_interval, move |_, _| {
                 let chat = Arc::clone(&flusher);
                 Box::pin(async move { flush(&chat).await })
+            })?)
+            .await?;
+        let expirer = Arc::clone(&chat);
+        scheduler
+            .add(Job::new_repeated_async(EXPIRY_INTERVAL, move |_, _| {
+                let chat = Arc::clone(&expirer);
+                Box::pin(async move { expire(&chat) })
             })?)
             .await?;
         let housekeeper = Arc::clone(&chat);
@@ -106,6 +117,14 @@ async fn group_commit(chat: Arc<Chat>, mut stop: watch::Receiver<bool>) {
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
+    }
+}
+
+fn expire(chat: &Chat) {
+    match chat.expire_moderation() {
+        Ok(0) => {}
+        Ok(lifted) => tracing::info!(lifted, "bans and mutes ran out"),
+        Err(e) => tracing::warn!(error = %e, "lifting expired bans and mutes failed"),
     }
 }
 

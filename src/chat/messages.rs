@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
+use super::moderation::check_not_muted;
 use super::view::{Event, MessageView};
-use super::{Caller, Chat, RoomEntry};
+use super::{Caller, Chat, Directory, RoomEntry};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::store::records::*;
@@ -111,6 +112,15 @@ impl Chat {
         let (view, generation) = {
             let directory = self.directory();
             let room = directory.joined(room_id, caller.user_id)?;
+            check_not_muted(room, caller.user_id)?;
+            if room.record.direct.is_some()
+                && room
+                    .members
+                    .keys()
+                    .any(|&other| directory.blocks(other, caller.user_id))
+            {
+                return Err(Error::forbidden("blocked", "this user has blocked you"));
+            }
             let mut sequence = room.sequence();
             // Held from the lookup to the insert, so that two resends racing in
             // different rooms cannot both store the message.
@@ -173,7 +183,10 @@ impl Chat {
                 sender_name,
             };
             if !sync {
-                self.bus.publish(audience(room), Event::Chat(view.clone()));
+                self.bus.publish(
+                    audience(&directory, room, caller.user_id),
+                    Event::Chat(view.clone()),
+                );
             }
             (view, generation)
         };
@@ -235,7 +248,10 @@ impl Chat {
                 message: Arc::clone(message),
                 sender_name: accounts.name_of(message.sender_id),
             };
-            self.bus.publish(audience(room), Event::Chat(view));
+            self.bus.publish(
+                audience(&directory, room, message.sender_id),
+                Event::Chat(view),
+            );
         }
     }
 
@@ -275,19 +291,53 @@ impl Chat {
             Before::Newest => MsgId::MAX,
             Before::Msg(id) => id,
         };
-        self.directory().joined(room_id, caller.user_id)?;
-        let messages =
-            self.store
-                .history(room_id, before, count as usize, self.include_buffer())?;
-        Ok(self.views(messages))
+        let blocked = {
+            let directory = self.directory();
+            directory.joined(room_id, caller.user_id)?;
+            directory
+                .blocks
+                .get(&caller.user_id)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let count = count as usize;
+        let mut page = self
+            .store
+            .history(room_id, before, count, self.include_buffer())?;
+        if !blocked.is_empty() {
+            // Leave out the blocked senders, and read further back to fill the page.
+            let mut exhausted = page.len() < count;
+            let mut oldest = page.first().map_or(before, |m| m.msg_id);
+            page.retain(|m| !blocked.contains(&m.sender_id));
+            while page.len() < count && !exhausted {
+                let older = self
+                    .store
+                    .history(room_id, oldest, count, self.include_buffer())?;
+                exhausted = older.len() < count;
+                oldest = older.first().map_or(oldest, |m| m.msg_id);
+                let mut older: Vec<_> = older
+                    .into_iter()
+                    .filter(|m| !blocked.contains(&m.sender_id))
+                    .collect();
+                let room_left = count - page.len();
+                if older.len() > room_left {
+                    older.drain(..older.len() - room_left);
+                }
+                older.append(&mut page);
+                page = older;
+            }
+        }
+        Ok(self.views(page))
     }
 
     /// The messages of a room after `after`, for a client that reconnects.
     pub fn replay(&self, caller: Caller, room_id: RoomId, after: MsgId) -> Result<Replay> {
-        let newest = self
-            .directory()
-            .joined(room_id, caller.user_id)?
-            .last_msg_id();
+        let (newest, blocked) = {
+            let directory = self.directory();
+            let newest = directory.joined(room_id, caller.user_id)?.last_msg_id();
+            let blocked = directory.blocks.get(&caller.user_id).cloned();
+            (newest, blocked.unwrap_or_default())
+        };
         if newest <= after {
             return Ok(Replay::Messages(Vec::new()));
         }
@@ -298,14 +348,22 @@ impl Chat {
         let mut messages =
             self.store
                 .history(room_id, MsgId::MAX, missed as usize, self.include_buffer())?;
-        messages.retain(|m| m.msg_id > after);
+        messages.retain(|m| m.msg_id > after && !blocked.contains(&m.sender_id));
         Ok(Replay::Messages(self.views(messages)))
     }
 }
 
-/// Who receives a room's messages.
-fn audience(room: &RoomEntry) -> impl Iterator<Item = UserId> + '_ {
-    room.members.keys().copied()
+/// Who receives a message of `sender` in a room: the members who do not block them.
+fn audience<'a>(
+    directory: &'a Directory,
+    room: &'a RoomEntry,
+    sender: UserId,
+) -> impl Iterator<Item = UserId> + 'a {
+    let anyone_blocks = !directory.blocks.is_empty();
+    room.members
+        .keys()
+        .copied()
+        .filter(move |&member| !anyone_blocks || !directory.blocks(member, sender))
 }
 
 impl Chat {

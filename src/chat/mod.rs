@@ -9,11 +9,13 @@
 mod accounts;
 mod limits;
 mod messages;
+mod moderation;
 pub mod password;
+mod policy;
 mod rooms;
 pub mod view;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -27,6 +29,7 @@ pub use view::Event;
 pub use accounts::Caller;
 use limits::RateLimiter;
 pub use messages::{Before, Replay, Sent};
+pub use moderation::RoomChanges;
 pub use rooms::NewRoom;
 
 /// The limits and switches of the domain, from the config.
@@ -101,12 +104,20 @@ struct Directory {
     user_rooms: HashMap<UserId, BTreeSet<RoomId>>,
     /// (lower id, higher id) → their direct room.
     direct: HashMap<(UserId, UserId), RoomId>,
+    /// Blocking user → the users they block. Read on every message, to leave the
+    /// blockers out of its audience.
+    blocks: HashMap<UserId, HashSet<UserId>>,
     next_room_id: RoomId,
 }
 
 struct RoomEntry {
     record: RoomRecord,
     members: BTreeMap<UserId, MemberRecord>,
+    /// Bans, including expired ones the expiry job has not removed yet.
+    bans: HashMap<UserId, BanRecord>,
+    /// Mutes, including expired ones the expiry job has not removed yet.
+    mutes: HashMap<UserId, MuteRecord>,
+    invites: HashMap<UserId, InviteRecord>,
     /// Locked while a message is numbered, buffered and published, so that every
     /// member receives a room's messages in `msg_id` order.
     sequence: Mutex<Sequence>,
@@ -137,15 +148,54 @@ impl RoomEntry {
         self.sequence().last
     }
 
-    /// Whether `user` may see that the room exists.
+    fn new(record: RoomRecord, sequence: Sequence) -> Self {
+        Self {
+            record,
+            members: BTreeMap::new(),
+            bans: HashMap::new(),
+            mutes: HashMap::new(),
+            invites: HashMap::new(),
+            sequence: Mutex::new(sequence),
+        }
+    }
+
+    /// Whether `user` may see that the room exists: public and protected rooms are
+    /// listed to all; private ones to members and invited users; direct ones to
+    /// their pair.
     fn visible_to(&self, user: UserId) -> bool {
         if self.record.closed {
             return false;
         }
         match self.record.room_type {
             RoomType::Public | RoomType::Protected if self.record.direct.is_none() => true,
-            _ => self.members.contains_key(&user),
+            _ => self.members.contains_key(&user) || self.invites.contains_key(&user),
         }
+    }
+
+    /// Whether the room shows in `user`'s lists (a direct room they left does not).
+    fn listed_for(&self, user: UserId) -> bool {
+        self.visible_to(user)
+            && self
+                .members
+                .get(&user)
+                .and_then(|m| m.hidden_through)
+                .is_none_or(|through| self.last_msg_id() > through)
+    }
+
+    fn role_of(&self, user: UserId) -> Option<Role> {
+        self.members.get(&user).map(|m| m.role)
+    }
+
+    /// The ban in force on `user` at `now`, if any.
+    fn ban_of(&self, user: UserId, now: Millis) -> Option<&BanRecord> {
+        self.bans
+            .get(&user)
+            .filter(|b| b.until.is_none_or(|until| until > now))
+    }
+
+    /// The mute in force on `user` at `now`, if any.
+    fn mute_of(&self, user: UserId, now: Millis) -> Option<&MuteRecord> {
+        self.mutes.get(&user).filter(|m| m.until > now)
     }
 }
 
@@ -194,14 +244,9 @@ impl Chat {
             // After a crash, ids between the last stored message and the reservation
             // may have been acknowledged and lost: none of them is handed out again.
             let last = if clean { stored } else { reserved };
-            directory.rooms.insert(
-                id,
-                RoomEntry {
-                    record,
-                    members: BTreeMap::new(),
-                    sequence: Mutex::new(Sequence { last, reserved }),
-                },
-            );
+            directory
+                .rooms
+                .insert(id, RoomEntry::new(record, Sequence { last, reserved }));
         }
         for (room_id, user_id, member) in store.load_members()? {
             if let Some(room) = directory.rooms.get_mut(&room_id) {
@@ -212,6 +257,24 @@ impl Chat {
                     .or_default()
                     .insert(room_id);
             }
+        }
+        for (room_id, user_id, ban) in store.load_bans()? {
+            if let Some(room) = directory.rooms.get_mut(&room_id) {
+                room.bans.insert(user_id, ban);
+            }
+        }
+        for (room_id, user_id, mute) in store.load_mutes()? {
+            if let Some(room) = directory.rooms.get_mut(&room_id) {
+                room.mutes.insert(user_id, mute);
+            }
+        }
+        for (room_id, user_id, invite) in store.load_invites()? {
+            if let Some(room) = directory.rooms.get_mut(&room_id) {
+                room.invites.insert(user_id, invite);
+            }
+        }
+        for (blocker, blocked, _) in store.load_blocks()? {
+            directory.blocks.entry(blocker).or_default().insert(blocked);
         }
         tracing::info!(
             users = accounts.users.len(),
@@ -289,6 +352,11 @@ impl Accounts {
 }
 
 impl Directory {
+    /// Whether `blocker` blocks `user`.
+    fn blocks(&self, blocker: UserId, user: UserId) -> bool {
+        self.blocks.get(&blocker).is_some_and(|b| b.contains(&user))
+    }
+
     /// The room, if `user` may know it exists; 404 otherwise, so that private and
     /// direct rooms do not leak to outsiders.
     fn visible(&self, room: RoomId, user: UserId) -> Result<&RoomEntry> {

@@ -1,13 +1,10 @@
 //! Rooms and membership: create, list, join, leave; direct rooms between two users.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use super::accounts::check_password;
 use super::password;
 use super::view::{
-    ChatType, Event, JoinEvent, LeaveEvent, LeaveReason, MemberView, RoleEvent, RoomDetail,
-    RoomView,
+    timestamp, ChatType, Event, JoinEvent, LeaveEvent, LeaveReason, MemberView, RoleEvent,
+    RoomDetail, RoomView,
 };
 use super::{Caller, Chat, Directory, RoomEntry, Sequence};
 use crate::error::{Error, Result};
@@ -25,7 +22,7 @@ pub struct NewRoom {
     pub target_user_id: Option<UserId>,
 }
 
-fn check_room_name(name: &str) -> Result<String> {
+pub(super) fn check_room_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > ROOM_NAME_MAX_CHARS
@@ -41,8 +38,22 @@ fn check_room_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
+/// Refuses a user whose ban on the room is in force.
+fn check_not_banned(entry: &RoomEntry, user: UserId) -> Result<()> {
+    match entry.ban_of(user, now_millis()) {
+        Some(ban) => Err(Error::forbidden(
+            "banned",
+            match ban.until {
+                Some(until) => format!("you are banned from this room until {}", timestamp(until)),
+                None => "you are banned from this room".to_owned(),
+            },
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Chat {
-    fn room_view(&self, id: RoomId, entry: &RoomEntry) -> RoomView {
+    pub(super) fn room_view(&self, id: RoomId, entry: &RoomEntry) -> RoomView {
         RoomView {
             chat_seq: id,
             chat_name: entry.record.name.clone(),
@@ -54,7 +65,7 @@ impl Chat {
         }
     }
 
-    fn member_views(&self, entry: &RoomEntry) -> Vec<MemberView> {
+    pub(super) fn member_views(&self, entry: &RoomEntry) -> Vec<MemberView> {
         let mut members: Vec<_> = entry
             .members
             .iter()
@@ -150,22 +161,21 @@ impl Chat {
         let target_name = self.user(target)?.username;
         let pair = (caller.user_id.min(target), caller.user_id.max(target));
         let mut directory = self.directory_mut();
+        if directory.blocks(target, caller.user_id) {
+            return Err(Error::forbidden("blocked", "this user has blocked you"));
+        }
         if let Some(&id) = directory.direct.get(&pair) {
-            // One who left the room comes back to the same room and its history.
-            let Some(entry) = directory.rooms.get_mut(&id) else {
+            // Members of a direct room never leave it, they hide it: opening it
+            // again shows it again, with its history.
+            let Some(member) = directory
+                .rooms
+                .get_mut(&id)
+                .and_then(|r| r.members.get_mut(&caller.user_id))
+            else {
                 return Err(Error::RoomNotFound);
             };
-            if let std::collections::btree_map::Entry::Vacant(slot) =
-                entry.members.entry(caller.user_id)
-            {
-                let member = MemberRecord::new(Role::Member);
-                self.store.put_member(id, caller.user_id, &member)?;
-                slot.insert(member);
-                directory
-                    .user_rooms
-                    .entry(caller.user_id)
-                    .or_default()
-                    .insert(id);
+            if member.hidden_through.take().is_some() {
+                self.store.put_member(id, caller.user_id, member)?;
             }
             let Some(entry) = directory.rooms.get(&id) else {
                 return Err(Error::RoomNotFound);
@@ -203,11 +213,7 @@ impl Chat {
     ) -> Result<(RoomId, RoomView)> {
         let id = directory.next_room_id;
         self.store.put_room(id, &record)?;
-        let mut entry = RoomEntry {
-            record,
-            members: BTreeMap::new(),
-            sequence: Mutex::new(Sequence::default()),
-        };
+        let mut entry = RoomEntry::new(record, Sequence::default());
         for (i, &user) in members.iter().enumerate() {
             let member = MemberRecord::new(if i == 0 { Role::Owner } else { Role::Member });
             self.store.put_member(id, user, &member)?;
@@ -226,7 +232,7 @@ impl Chat {
         let mut rooms: Vec<_> = directory
             .rooms
             .iter()
-            .filter(|(_, r)| r.visible_to(caller.user_id))
+            .filter(|(_, r)| r.listed_for(caller.user_id))
             .map(|(id, r)| self.room_view(*id, r))
             .collect();
         rooms.sort_by_key(|r| r.chat_seq);
@@ -241,7 +247,9 @@ impl Chat {
             .get(&user)
             .into_iter()
             .flatten()
-            .filter_map(|id| directory.rooms.get(id).map(|r| self.room_view(*id, r)))
+            .filter_map(|id| directory.rooms.get(id).map(|r| (id, r)))
+            .filter(|(_, r)| r.listed_for(user))
+            .map(|(id, r)| self.room_view(*id, r))
             .collect()
     }
 
@@ -258,7 +266,10 @@ impl Chat {
             if entry.members.contains_key(&caller.user_id) {
                 return Ok(self.room_detail(room_id, entry));
             }
+            check_not_banned(entry, caller.user_id)?;
+            let invited = entry.invites.contains_key(&caller.user_id);
             match entry.record.room_type {
+                _ if invited => None,
                 RoomType::Private => {
                     return Err(Error::forbidden(
                         "invitation_required",
@@ -285,6 +296,10 @@ impl Chat {
         if entry.members.contains_key(&caller.user_id) {
             return Ok(self.room_detail(room_id, entry));
         }
+        check_not_banned(entry, caller.user_id)?;
+        if entry.invites.contains_key(&caller.user_id) {
+            self.store.remove_invite(room_id, caller.user_id)?;
+        }
         let member = MemberRecord::new(Role::Member);
         self.store.put_member(room_id, caller.user_id, &member)?;
         directory
@@ -295,6 +310,7 @@ impl Chat {
         let Some(entry) = directory.rooms.get_mut(&room_id) else {
             return Err(Error::RoomNotFound);
         };
+        entry.invites.remove(&caller.user_id);
         entry.members.insert(caller.user_id, member);
         let detail = self.room_detail(room_id, entry);
         self.bus.publish(
@@ -316,8 +332,8 @@ impl Chat {
         }
     }
 
-    /// Leaves a room. An owner who leaves hands the room to the oldest admin, else
-    /// the oldest member; the last one to leave closes it.
+    /// Leaves a room. Leaving a direct room only hides it from one's lists until a
+    /// new message arrives; the pair's room and history stay.
     pub fn leave(&self, caller: Caller, room_id: RoomId) -> Result<()> {
         let user = caller.user_id;
         let mut directory = self.directory_mut();
@@ -328,27 +344,78 @@ impl Chat {
                 format!("you are not a member of room {room_id}"),
             ));
         }
-        self.bus.publish(
-            entry.members.keys().copied(),
-            Event::UserLeave(LeaveEvent {
-                chat_seq: room_id,
-                user_id: user,
-                username: self.username(user),
-                reason: LeaveReason::Leave,
-                by_user_id: user,
-            }),
-        );
-        self.store.remove_member(room_id, user)?;
-        if let Some(rooms) = directory.user_rooms.get_mut(&user) {
-            rooms.remove(&room_id);
+        if entry.record.direct.is_some() {
+            let last = entry.last_msg_id();
+            let Some(member) = directory
+                .rooms
+                .get_mut(&room_id)
+                .and_then(|r| r.members.get_mut(&user))
+            else {
+                return Err(Error::RoomNotFound);
+            };
+            member.hidden_through = Some(last);
+            self.store.put_member(room_id, user, member)?;
+            self.bus.publish(
+                [user],
+                Event::UserLeave(self.leave_event(room_id, user, LeaveReason::Leave, user, None)),
+            );
+            return Ok(());
         }
+        self.remove_member(
+            &mut directory,
+            room_id,
+            user,
+            LeaveReason::Leave,
+            user,
+            None,
+        )
+    }
+
+    pub(super) fn leave_event(
+        &self,
+        room_id: RoomId,
+        user: UserId,
+        reason: LeaveReason,
+        by: UserId,
+        until: Option<Option<String>>,
+    ) -> LeaveEvent {
+        LeaveEvent {
+            chat_seq: room_id,
+            user_id: user,
+            username: self.username(user),
+            reason,
+            by_user_id: by,
+            until,
+        }
+    }
+
+    /// Takes a member out of a room (leave, kick, ban), telling the members and the
+    /// one leaving. An owner who leaves hands the room to the oldest admin, else the
+    /// oldest member; the last one to leave closes it.
+    pub(super) fn remove_member(
+        &self,
+        directory: &mut Directory,
+        room_id: RoomId,
+        user: UserId,
+        reason: LeaveReason,
+        by: UserId,
+        until: Option<Option<String>>,
+    ) -> Result<()> {
         let Some(entry) = directory.rooms.get_mut(&room_id) else {
             return Err(Error::RoomNotFound);
         };
+        self.bus.publish(
+            entry.members.keys().copied(),
+            Event::UserLeave(self.leave_event(room_id, user, reason, by, until)),
+        );
+        self.store.remove_member(room_id, user)?;
         let was_owner = entry
             .members
             .remove(&user)
             .is_some_and(|m| m.role == Role::Owner);
+        if let Some(rooms) = directory.user_rooms.get_mut(&user) {
+            rooms.remove(&room_id);
+        }
         if entry.members.is_empty() {
             entry.record.closed = true;
             self.store.put_room(room_id, &entry.record)?;
@@ -366,22 +433,39 @@ impl Chat {
                 .min()
                 .map(|(_, _, id)| id);
             if let Some(heir) = heir {
-                if let Some(member) = entry.members.get_mut(&heir) {
-                    member.role = Role::Owner;
-                    self.store.put_member(room_id, heir, member)?;
-                }
-                self.bus.publish(
-                    entry.members.keys().copied(),
-                    Event::RoleChange(RoleEvent {
-                        chat_seq: room_id,
-                        user_id: heir,
-                        username: self.username(heir),
-                        role: Role::Owner.into(),
-                        by_user_id: None,
-                    }),
-                );
+                self.set_role(entry, room_id, heir, Role::Owner, None)?;
             }
         }
+        Ok(())
+    }
+
+    /// Gives a member a role and tells the room.
+    pub(super) fn set_role(
+        &self,
+        entry: &mut RoomEntry,
+        room_id: RoomId,
+        user: UserId,
+        role: Role,
+        by: Option<UserId>,
+    ) -> Result<()> {
+        let Some(member) = entry.members.get_mut(&user) else {
+            return Err(Error::conflict(
+                "not_a_member",
+                "that user is not a member of this room",
+            ));
+        };
+        member.role = role;
+        self.store.put_member(room_id, user, member)?;
+        self.bus.publish(
+            entry.members.keys().copied(),
+            Event::RoleChange(RoleEvent {
+                chat_seq: room_id,
+                user_id: user,
+                username: self.username(user),
+                role: role.into(),
+                by_user_id: by,
+            }),
+        );
         Ok(())
     }
 }

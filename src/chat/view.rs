@@ -138,6 +138,8 @@ impl Serialize for MessageView {
 #[serde(rename_all = "lowercase")]
 pub enum LeaveReason {
     Leave,
+    Kick,
+    Ban,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,6 +160,73 @@ pub struct LeaveEvent {
     pub reason: LeaveReason,
     /// Who made the user leave; the user themself for `leave`.
     pub by_user_id: UserId,
+    /// For a ban: when it ends (`null`: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<Option<String>>,
+}
+
+/// A mute, unmute, ban or unban.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModerationEvent {
+    pub chat_seq: RoomId,
+    pub user_id: UserId,
+    pub username: Arc<str>,
+    /// When the mute or ban ends (`null`: a ban for ever, or a lift).
+    pub until: Option<String>,
+    /// Who acted; `null` when a mute or ban ran out.
+    pub by_user_id: Option<UserId>,
+}
+
+/// A room's settings changed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomUpdateEvent {
+    pub room: RoomView,
+    pub by_user_id: UserId,
+}
+
+/// A user was invited to a room.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteEvent {
+    pub chat_seq: RoomId,
+    pub user_id: UserId,
+    pub username: Arc<str>,
+    pub room: RoomView,
+    pub by_user_id: UserId,
+}
+
+/// A member as owners and admins see it: with a mute in force.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModeratedMemberView {
+    #[serde(flatten)]
+    pub member: MemberView,
+    pub muted_until: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BanView {
+    pub user_id: UserId,
+    pub username: Arc<str>,
+    /// `null`: for ever.
+    pub until: Option<String>,
+    pub by_user_id: UserId,
+}
+
+/// `GET /api/chatrooms/{roomId}/members`: mutes and bans only for owners and admins.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum MembersView {
+    Moderated {
+        members: Vec<ModeratedMemberView>,
+        bans: Vec<BanView>,
+    },
+    Plain {
+        members: Vec<MemberView>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,9 +271,21 @@ pub enum Event {
     JoinRoom(JoinEvent),
     #[serde(rename = "user leave")]
     UserLeave(LeaveEvent),
-    /// A member's role changed (ownership passed on after the owner left).
+    /// A member's role changed (named, removed, or ownership passed on).
     #[serde(rename = "role change")]
     RoleChange(RoleEvent),
+    #[serde(rename = "user mute")]
+    UserMute(ModerationEvent),
+    #[serde(rename = "user unmute")]
+    UserUnmute(ModerationEvent),
+    #[serde(rename = "user ban")]
+    UserBan(ModerationEvent),
+    #[serde(rename = "user unban")]
+    UserUnban(ModerationEvent),
+    #[serde(rename = "room update")]
+    RoomUpdate(RoomUpdateEvent),
+    #[serde(rename = "invite")]
+    Invite(InviteEvent),
     #[serde(rename = "chat")]
     Chat(MessageView),
     #[serde(rename = "resync")]

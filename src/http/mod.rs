@@ -3,6 +3,7 @@
 //! replies.
 
 mod auth;
+mod moderation;
 mod rooms;
 
 use std::convert::Infallible;
@@ -112,7 +113,9 @@ pub fn routes(
     max_body_bytes: u64,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     auth::routes(chat.clone(), max_body_bytes)
-        .or(rooms::routes(chat, max_body_bytes))
+        .or(rooms::routes(chat.clone(), max_body_bytes))
+        .unify()
+        .or(moderation::routes(chat, max_body_bytes))
         .unify()
 }
 

@@ -66,6 +66,14 @@ struct Inner {
     roomid_reservedmsgid: sled::Tree,
     /// user id ++ clientMsgId → [`MessageRef`], written with the message itself.
     userid_clientmsgid_ref: sled::Tree,
+    /// room id ++ user id → [`BanRecord`].
+    roomid_userid_ban: sled::Tree,
+    /// room id ++ user id → [`MuteRecord`].
+    roomid_userid_mute: sled::Tree,
+    /// room id ++ user id → [`InviteRecord`].
+    roomid_userid_invite: sled::Tree,
+    /// blocking user id ++ blocked user id → [`BlockRecord`].
+    userid_userid_block: sled::Tree,
     /// `meta`: the schema marker and the clean-shutdown marker.
     meta: sled::Tree,
     /// Messages accepted but not yet in `roomid_msgid_message`.
@@ -120,6 +128,32 @@ fn load_all<T: DeserializeOwned>(tree: &sled::Tree) -> StoreResult<Vec<(u64, T)>
         .collect()
 }
 
+/// Reads every record of a tree keyed by two ids.
+fn load_pairs<T: DeserializeOwned>(tree: &sled::Tree) -> StoreResult<Vec<(u64, u64, T)>> {
+    tree.iter()
+        .map(|entry| {
+            let (k, v) = entry?;
+            if k.len() != 16 {
+                return Err(StoreError::NotOurs(format!(
+                    "a pair key of {} bytes",
+                    k.len()
+                )));
+            }
+            Ok((id_of(&k[..8])?, id_of(&k[8..])?, decode(&v)?))
+        })
+        .collect()
+}
+
+fn put_pair<T: Serialize>(tree: &sled::Tree, a: u64, b: u64, value: &T) -> StoreResult<()> {
+    tree.insert(pair_key(a, b), encode(value)?)?;
+    Ok(())
+}
+
+fn remove_pair(tree: &sled::Tree, a: u64, b: u64) -> StoreResult<()> {
+    tree.remove(pair_key(a, b))?;
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the database in `path`. Refuses a directory that holds
     /// something other than a daehwa database, without writing to it.
@@ -164,6 +198,10 @@ impl Store {
         let inner = Inner {
             roomid_reservedmsgid: db.open_tree("roomid_reservedmsgid")?,
             userid_clientmsgid_ref: db.open_tree("userid_clientmsgid_ref")?,
+            roomid_userid_ban: db.open_tree("roomid_userid_ban")?,
+            roomid_userid_mute: db.open_tree("roomid_userid_mute")?,
+            roomid_userid_invite: db.open_tree("roomid_userid_invite")?,
+            userid_userid_block: db.open_tree("userid_userid_block")?,
             meta,
             clean_start,
             userid_user: db.open_tree("userid_user")?,
@@ -248,34 +286,70 @@ impl Store {
     }
 
     pub fn load_members(&self) -> StoreResult<Vec<(RoomId, UserId, MemberRecord)>> {
-        self.inner
-            .roomid_userid_member
-            .iter()
-            .map(|entry| {
-                let (k, v) = entry?;
-                if k.len() != 16 {
-                    return Err(StoreError::NotOurs(format!(
-                        "a member key of {} bytes",
-                        k.len()
-                    )));
-                }
-                Ok((id_of(&k[..8])?, id_of(&k[8..])?, decode(&v)?))
-            })
-            .collect()
+        load_pairs(&self.inner.roomid_userid_member)
     }
 
     pub fn put_member(&self, room: RoomId, user: UserId, member: &MemberRecord) -> StoreResult<()> {
-        self.inner
-            .roomid_userid_member
-            .insert(pair_key(room, user), encode(member)?)?;
-        Ok(())
+        put_pair(&self.inner.roomid_userid_member, room, user, member)
     }
 
     pub fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()> {
-        self.inner
-            .roomid_userid_member
-            .remove(pair_key(room, user))?;
-        Ok(())
+        remove_pair(&self.inner.roomid_userid_member, room, user)
+    }
+
+    // ----- moderation: bans, mutes, invitations, blocks -----
+
+    pub fn load_bans(&self) -> StoreResult<Vec<(RoomId, UserId, BanRecord)>> {
+        load_pairs(&self.inner.roomid_userid_ban)
+    }
+
+    pub fn put_ban(&self, room: RoomId, user: UserId, ban: &BanRecord) -> StoreResult<()> {
+        put_pair(&self.inner.roomid_userid_ban, room, user, ban)
+    }
+
+    pub fn remove_ban(&self, room: RoomId, user: UserId) -> StoreResult<()> {
+        remove_pair(&self.inner.roomid_userid_ban, room, user)
+    }
+
+    pub fn load_mutes(&self) -> StoreResult<Vec<(RoomId, UserId, MuteRecord)>> {
+        load_pairs(&self.inner.roomid_userid_mute)
+    }
+
+    pub fn put_mute(&self, room: RoomId, user: UserId, mute: &MuteRecord) -> StoreResult<()> {
+        put_pair(&self.inner.roomid_userid_mute, room, user, mute)
+    }
+
+    pub fn remove_mute(&self, room: RoomId, user: UserId) -> StoreResult<()> {
+        remove_pair(&self.inner.roomid_userid_mute, room, user)
+    }
+
+    pub fn load_invites(&self) -> StoreResult<Vec<(RoomId, UserId, InviteRecord)>> {
+        load_pairs(&self.inner.roomid_userid_invite)
+    }
+
+    pub fn put_invite(&self, room: RoomId, user: UserId, invite: &InviteRecord) -> StoreResult<()> {
+        put_pair(&self.inner.roomid_userid_invite, room, user, invite)
+    }
+
+    pub fn remove_invite(&self, room: RoomId, user: UserId) -> StoreResult<()> {
+        remove_pair(&self.inner.roomid_userid_invite, room, user)
+    }
+
+    pub fn load_blocks(&self) -> StoreResult<Vec<(UserId, UserId, BlockRecord)>> {
+        load_pairs(&self.inner.userid_userid_block)
+    }
+
+    pub fn put_block(
+        &self,
+        blocker: UserId,
+        blocked: UserId,
+        block: &BlockRecord,
+    ) -> StoreResult<()> {
+        put_pair(&self.inner.userid_userid_block, blocker, blocked, block)
+    }
+
+    pub fn remove_block(&self, blocker: UserId, blocked: UserId) -> StoreResult<()> {
+        remove_pair(&self.inner.userid_userid_block, blocker, blocked)
     }
 
     // ----- messages -----

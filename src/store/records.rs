@@ -66,9 +66,9 @@ pub enum Role {
 pub struct MemberRecord {
     pub role: Role,
     pub joined_at: Millis,
-    /// A direct room its member left: hidden from their lists until it is opened
-    /// again or a new message arrives in it.
-    pub hidden: bool,
+    /// A direct room its member left: hidden from their lists while its newest
+    /// message is this one, that is until a new message arrives or they open it again.
+    pub hidden_through: Option<MsgId>,
 }
 
 impl MemberRecord {
@@ -76,7 +76,7 @@ impl MemberRecord {
         Self {
             role,
             joined_at: now_millis(),
-            hidden: false,
+            hidden_through: None,
         }
     }
 }
@@ -99,4 +99,34 @@ pub struct Message {
     pub content: String,
     pub created_at: Millis,
     pub client_msg_id: Option<String>,
+}
+
+/// A user banned from a room, for a time or for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanRecord {
+    /// `None`: for ever.
+    pub until: Option<Millis>,
+    pub by: UserId,
+    pub at: Millis,
+}
+
+/// A member who may not send until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MuteRecord {
+    pub until: Millis,
+    pub by: UserId,
+    pub at: Millis,
+}
+
+/// An invitation to join a room (the only way into a private one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    pub by: UserId,
+    pub at: Millis,
+}
+
+/// One user blocking another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRecord {
+    pub at: Millis,
 }
