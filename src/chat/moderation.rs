@@ -148,7 +148,7 @@ impl Chat {
             self.store.remove_invite(room_id, target)?;
         }
         let was_member = entry.members.contains_key(&target);
-        let audience: Vec<UserId> = entry.members.keys().copied().chain([target]).collect();
+        let audience = members_and(entry, target);
         self.bus.publish(
             audience,
             Event::UserBan(self.moderation_event(room_id, target, until, Some(caller.user_id))),
@@ -195,7 +195,7 @@ impl Chat {
     ) -> Result<()> {
         self.store.remove_ban(room_id, target)?;
         entry.bans.remove(&target);
-        let audience: Vec<UserId> = entry.members.keys().copied().chain([target]).collect();
+        let audience = members_and(entry, target);
         self.bus.publish(
             audience,
             Event::UserUnban(self.moderation_event(room_id, target, None, by)),
@@ -385,7 +385,7 @@ impl Chat {
         self.store.put_invite(room_id, target, &invite)?;
         entry.invites.insert(target, invite);
         let room = self.room_view(room_id, entry);
-        let audience: Vec<UserId> = entry.members.keys().copied().chain([target]).collect();
+        let audience = members_and(entry, target);
         self.bus.publish(
             audience,
             Event::Invite(InviteEvent {
@@ -623,6 +623,15 @@ impl Chat {
         }
         Ok(lifted)
     }
+}
+
+/// The members of a room and one more user (who may be among them), once each.
+fn members_and(entry: &RoomEntry, user: UserId) -> Vec<UserId> {
+    let mut audience: Vec<UserId> = entry.members.keys().copied().collect();
+    if !entry.members.contains_key(&user) {
+        audience.push(user);
+    }
+    audience
 }
 
 /// The refusal of a member whose mute is in force.

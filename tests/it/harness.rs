@@ -212,6 +212,10 @@ impl Client {
         }
     }
 
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     fn with_auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         request.bearer_auth(&self.token)
     }
@@ -336,6 +340,20 @@ impl Ws {
         let (got, data) = self.next_event().await;
         assert_eq!(got, name, "expected {name:?}, got {got:?}: {data}");
         data
+    }
+
+    /// The next event named `name`, passing over events named in `skip`.
+    pub async fn expect_skipping(&mut self, name: &str, skip: &[&str]) -> Value {
+        loop {
+            let (got, data) = self.next_event().await;
+            if got == name {
+                return data;
+            }
+            assert!(
+                skip.contains(&got.as_str()),
+                "expected {name:?}, got {got:?}: {data}"
+            );
+        }
     }
 
     /// Asserts that no event arrives for a while.

@@ -7,5 +7,6 @@ mod cli;
 mod durability;
 mod gateway;
 mod history;
+mod moderation;
 mod restart;
 mod rooms;
