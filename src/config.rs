@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::{self, Deserializer};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// The smallest `storage.flush_interval` we accept. tokio-cron-scheduler looks for due
 /// jobs every 500 ms, so a shorter interval would only be a promise we do not keep.
 pub const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The whole configuration of a server.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -27,13 +27,13 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address the HTTP and WebSocket listener binds to.
     pub bind: SocketAddr,
     /// How long a graceful shutdown waits for WebSocket sessions to close.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
     pub shutdown_grace: Duration,
     /// Origins a browser may open the WebSocket from; empty allows any.
     pub allowed_origins: Vec<String>,
@@ -49,19 +49,19 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// Directory of the sled database.
     pub path: PathBuf,
     /// How often the write-behind buffer is written to sled (`buffered` mode).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
     pub flush_interval: Duration,
     pub durability: Durability,
 }
 
 /// When a message is acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// On arrival; written by the timed flush. A crash loses at most the last interval.
@@ -81,7 +81,7 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Largest message content, in bytes of UTF-8.
@@ -125,7 +125,7 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Whether anyone may create an account with `POST /api/auth/register`.
@@ -140,7 +140,7 @@ impl Default for AuthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A `tracing` filter: a level (`info`) or directives (`daehwa=debug,warn`).
@@ -158,7 +158,7 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Pretty,
@@ -280,6 +280,18 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
     parse_duration(&text).map_err(de::Error::custom)
 }
 
+/// Writes a duration the way [`duration`] reads it.
+fn write_duration<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    let millis = value.as_millis();
+    let text = match millis {
+        m if m % 3_600_000 == 0 && m > 0 => format!("{}h", m / 3_600_000),
+        m if m % 60_000 == 0 && m > 0 => format!("{}m", m / 60_000),
+        m if m % 1_000 == 0 => format!("{}s", m / 1_000),
+        m => format!("{m}ms"),
+    };
+    serializer.serialize_str(&text)
+}
+
 /// Parses `<integer><unit>` with unit `ms`, `s`, `m` or `h`.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
@@ -329,6 +341,29 @@ mod tests {
         let parsed = Config::parse(text).expect("example parses");
         let defaults = Config::default();
         assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+    }
+
+    /// Every key of the configuration is in the example, and nothing else is.
+    #[test]
+    fn the_example_lists_every_key() {
+        fn keys(value: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+            if let toml::Value::Table(table) = value {
+                for (k, v) in table {
+                    let key = format!("{prefix}{k}");
+                    keys(v, &format!("{key}."), out);
+                    out.push(key);
+                }
+            }
+        }
+        let example: toml::Value =
+            toml::from_str(include_str!("../config.example.toml")).expect("example");
+        let defaults = toml::Value::try_from(Config::default()).expect("defaults serialize");
+        let (mut in_example, mut in_config) = (Vec::new(), Vec::new());
+        keys(&example, "", &mut in_example);
+        keys(&defaults, "", &mut in_config);
+        in_example.sort();
+        in_config.sort();
+        assert_eq!(in_example, in_config);
     }
 
     #[test]

@@ -156,4 +156,51 @@ mod tests {
             "unknown_event"
         );
     }
+
+    /// Arbitrary text never panics the decoder, and every refusal has a code.
+    #[test]
+    fn arbitrary_frames_decode_or_are_refused() {
+        use rand::{Rng, SeedableRng};
+        let seed: u64 = rand::rng().random();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let pieces = [
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"event\"",
+            "\"data\"",
+            "\"chat\"",
+            ":",
+            ",",
+            "\"chatSeq\"",
+            "\"content\"",
+            "\"clientMsgId\"",
+            "1",
+            "-1",
+            "1.5",
+            "1e999",
+            "null",
+            "\"\\u0000\"",
+            "18446744073709551616",
+            "\"x\"",
+            " ",
+        ];
+        for _ in 0..20_000 {
+            let text: String = if rng.random_bool(0.3) {
+                let bytes: Vec<u8> = (0..rng.random_range(0..48)).map(|_| rng.random()).collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                (0..rng.random_range(1..20))
+                    .map(|_| pieces[rng.random_range(0..pieces.len())])
+                    .collect()
+            };
+            if let Err(error) = decode(&text) {
+                assert!(
+                    !error.error.is_empty() && !error.message.is_empty(),
+                    "seed {seed}: {text:?}"
+                );
+            }
+        }
+    }
 }

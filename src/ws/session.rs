@@ -24,6 +24,9 @@ use serde_json::json;
 /// How often an idle connection is pinged; one that has sent nothing (not even a
 /// pong) for two intervals is closed as dead.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// How long the close frame may wait behind unread data before the connection is
+/// dropped without it.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Events written to the socket before it is flushed, when many are queued.
 const MAX_BATCH: usize = 64;
 
@@ -129,8 +132,9 @@ pub async fn run<S>(
         }
     };
     if let Some(frame) = close {
-        // Best effort: the peer may be gone already.
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(frame)).await;
+        // Best effort: the peer may be gone, or (a slow consumer) read what is
+        // queued before the close only some time from now.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await;
     }
     tracing::debug!(user_id = caller.user_id, "session closed");
 }

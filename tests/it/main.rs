@@ -7,6 +7,7 @@ mod cli;
 mod durability;
 mod gateway;
 mod history;
+mod limits;
 mod moderation;
 mod restart;
 mod rooms;
