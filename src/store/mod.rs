@@ -169,7 +169,16 @@ impl Store {
             }
         }
         let db = sled::Config::new().path(path).open()?;
-        // `schema` → SCHEMA.
+        // Look before creating anything: a database without our `meta` tree and with
+        // data of its own belongs to someone else.
+        let has_meta = db.tree_names().iter().any(|name| name.as_ref() == b"meta");
+        if !has_meta && (db.tree_names().len() > 1 || !db.is_empty()) {
+            return Err(StoreError::NotOurs(format!(
+                "{} is a sled database but not a daehwa one; refusing to write there",
+                path.display()
+            )));
+        }
+        // `schema` → SCHEMA, and the clean-shutdown marker.
         let meta = db.open_tree("meta")?;
         match meta.get(SCHEMA_KEY)? {
             Some(found) if found == SCHEMA => {}
@@ -181,9 +190,9 @@ impl Store {
                     String::from_utf8_lossy(SCHEMA)
                 )))
             }
-            None if db.tree_names().len() > 2 || !db.is_empty() => {
+            None if has_meta => {
                 return Err(StoreError::NotOurs(format!(
-                    "{} is a sled database but not a daehwa one",
+                    "{} has no daehwa schema marker; refusing to write there",
                     path.display()
                 )))
             }

@@ -91,3 +91,51 @@ fn version() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("daehwa "));
 }
+
+#[test]
+fn a_sled_database_of_another_program_is_refused() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let dir = tmp.path().join("other");
+    {
+        let db = sled::open(&dir).expect("sled");
+        db.open_tree("accounts")
+            .expect("tree")
+            .insert(b"k", b"v")
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let (code, stderr) = daehwa(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.to_str().expect("path"),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not a daehwa one"), "{stderr}");
+    let db = sled::open(&dir).expect("sled");
+    assert!(
+        !db.tree_names().iter().any(|n| n.as_ref() == b"meta"),
+        "nothing was written"
+    );
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_opened_is_a_clear_error() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "not a directory").expect("write");
+    let (code, stderr) = daehwa(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        file.to_str().expect("path"),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("cannot open the database"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("read"),
+        "not a directory"
+    );
+}
