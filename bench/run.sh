@@ -5,7 +5,11 @@
 # charts into docs/bench/. About 12 minutes on a 2-core machine.
 #
 #   bench/run.sh            the published sizes
-#   bench/run.sh --quick    small sizes, to try the script (about 3 minutes)
+#   bench/run.sh --quick    small sizes, to try the script (about 4 minutes)
+#
+# DAEHWA_COMMIT names the server's commit in the report when run outside a git
+# checkout (e.g. from `git archive HEAD`, to benchmark a committed version while the
+# working tree changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,7 +71,7 @@ echo "== persistence"
 
 elapsed=$(( $(date +%s) - started ))
 note="Run of $(date -u +%Y-%m-%d) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), \
-$(nproc) cores, Linux $(uname -r), daehwa at $(git rev-parse --short HEAD)$(git diff --quiet -- src || echo ' (with uncommitted changes)'), \
+$(nproc) cores, Linux $(uname -r), daehwa at ${DAEHWA_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}, \
 rustc $(rustc --version | cut -d' ' -f2), node $(node --version). Load average before the run: $loadavg_before \
 (the machine was shared with other builds; expect noise). Took ${elapsed} s. Raw records: \`$results\`."
 target/release/daehwa-bench report --results "$results" --markdown BENCHMARKS.md --charts docs/bench --note "$note"

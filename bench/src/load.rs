@@ -46,7 +46,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// ephemeral ports (about 28 000) can be open.
 const SOURCE_ADDRESSES: u32 = 16;
 /// A drain that sees no delivery for this long gives up.
-const DRAIN_STALL: Duration = Duration::from_secs(3);
+const DRAIN_STALL: Duration = Duration::from_secs(5);
 
 /// One connection of the load.
 #[derive(Debug, Clone)]
@@ -239,6 +239,9 @@ pub async fn connect_all(
 /// State shared by the tasks of one run.
 struct Shared {
     protocol: Protocol,
+    /// Makes clientMsgIds unique across runs against the same server: daehwa takes
+    /// a known one for a resend and does not deliver it again.
+    run_id: u64,
     content_bytes: usize,
     senders: Vec<Sender>,
     /// For each room, how many connections receive its messages.
@@ -278,7 +281,8 @@ impl Shared {
         };
         let Sender { client, room } = self.senders[sender];
         let content = wire::content(sender as u32, seq, sent_ns, self.content_bytes);
-        let frame = wire::chat_frame(self.protocol, room, &content, &format!("c{sender}.{seq}"));
+        let client_msg_id = format!("c{}.{sender}.{seq}", self.run_id);
+        let frame = wire::chat_frame(self.protocol, room, &content, &client_msg_id);
         let _ = self.writers[client].send(Message::text(frame));
         let fanout = self.fanout.get(&room).copied().unwrap_or(0);
         self.sent.set(self.sent.get() + 1);
@@ -401,6 +405,7 @@ pub async fn run(load: &Load, connections: Vec<Ws>) -> Outcome {
     }
     let shared = Rc::new(Shared {
         protocol: load.protocol,
+        run_id: start_ns,
         content_bytes: load.content_bytes,
         senders: load.senders.clone(),
         fanout,
