@@ -24,7 +24,16 @@ pub struct Config {
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Bearer token of the operator's HTTP endpoints (`GET /api/admin/backup`);
+    /// empty turns them off.
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -266,6 +275,12 @@ impl Config {
         }
         if self.limits.login_attempts_per_minute == 0 {
             return invalid("limits.login_attempts_per_minute", "must be at least 1");
+        }
+        if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
+            return invalid(
+                "admin.token",
+                "must be empty (off) or at least 16 characters",
+            );
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return invalid("log.level", &e.to_string());

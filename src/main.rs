@@ -1,4 +1,5 @@
-//! The `daehwa` executable: CLI → config → tracing → bind → `server::run`.
+//! The `daehwa` executable: CLI → config → tracing → bind → `server::run`, and the
+//! operator's commands (`admin`, `backup`, `restore`, `check-config`).
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -6,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use daehwa::admin::{self, AdminError};
 use daehwa::config::{Config, LogConfig, LogFormat, Overrides};
 use tokio::net::{TcpListener, TcpSocket};
 use tracing_subscriber::EnvFilter;
@@ -23,11 +25,59 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(ConfigArgs),
+    /// Manage accounts and look at rooms, on a data directory no server holds.
+    Admin {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Write a consistent snapshot of the database to a file; works while the server
+    /// runs (through its admin endpoint, with admin.token) or not.
+    Backup {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The backup file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Address of the running server, when it differs from server.bind.
+        #[arg(long, value_name = "ADDR")]
+        server: Option<SocketAddr>,
+    },
+    /// Restore a backup into an empty (or new) data directory.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The directory to restore into; must be empty or not exist.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+    /// Check a configuration file and print the effective configuration.
+    CheckConfig {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Create an account; the password is read from standard input.
+    CreateUser { username: String },
+    /// Set a new password (read from standard input) and sign the user out everywhere.
+    ResetPassword { username: String },
+    /// Disable an account and sign it out everywhere.
+    DisableUser { username: String },
+    /// Enable a disabled account again.
+    EnableUser { username: String },
+    /// List the accounts.
+    ListUsers,
+    /// List the rooms, closed ones included.
+    ListRooms,
 }
 
 #[derive(Args, Default)]
-struct ServeArgs {
+struct ConfigArgs {
     /// TOML configuration file; see config.example.toml.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -39,49 +89,147 @@ struct ServeArgs {
     data_dir: Option<PathBuf>,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Serve(args)) => serve(args),
-        None => serve(ServeArgs::default()),
+impl ConfigArgs {
+    /// The configuration, or exit code 2 with the reason.
+    fn load(&self) -> Result<Config, ExitCode> {
+        let overrides = Overrides {
+            bind: self.bind,
+            data_dir: self.data_dir.clone(),
+        };
+        Config::load(self.config.as_deref(), &overrides).map_err(|e| {
+            eprintln!("daehwa: {e}");
+            ExitCode::from(2)
+        })
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let overrides = Overrides {
-        bind: args.bind,
-        data_dir: args.data_dir,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command.unwrap_or(Command::Serve(ConfigArgs::default())) {
+        Command::Serve(args) => serve(args),
+        Command::Admin { config, action } => {
+            config.load().and_then(|config| run_admin(&config, action))
+        }
+        Command::Backup {
+            config,
+            out,
+            server,
+        } => config.load().and_then(|config| {
+            report(admin::backup(&config, &out, server).map(|stats| {
+                format!(
+                    "backup written to {}: {} trees, {} records",
+                    out.display(),
+                    stats.trees,
+                    stats.entries
+                )
+            }))
+        }),
+        Command::Restore { file, data_dir } => {
+            report(admin::restore(&file, &data_dir).map(|stats| {
+                format!(
+                    "restored {} records into {}",
+                    stats.entries,
+                    data_dir.display()
+                )
+            }))
+        }
+        Command::CheckConfig { config } => {
+            let args = ConfigArgs {
+                config: Some(config),
+                ..ConfigArgs::default()
+            };
+            args.load()
+                .and_then(|config| match toml::to_string(&config) {
+                    Ok(text) => {
+                        println!("# the configuration is valid; in effect:\n{text}");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        eprintln!("daehwa: {e}");
+                        Err(ExitCode::FAILURE)
+                    }
+                })
+        }
     };
-    let config = match Config::load(args.config.as_deref(), &overrides) {
-        Ok(config) => config,
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}
+
+/// Prints a command's result, or its error with exit code 1.
+fn report(outcome: Result<String, AdminError>) -> Result<(), ExitCode> {
+    match outcome {
+        Ok(text) => {
+            println!("{text}");
+            Ok(())
+        }
         Err(e) => {
             eprintln!("daehwa: {e}");
-            return ExitCode::from(2);
+            Err(ExitCode::FAILURE)
         }
-    };
-    init_tracing(&config.log);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let listener = match bind(config.server.bind) {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::error!(addr = %config.server.bind, error = %e, "cannot listen");
-                return ExitCode::FAILURE;
+    }
+}
+
+fn run_admin(config: &Config, action: AdminAction) -> Result<(), ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("daehwa: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })?;
+    report(runtime.block_on(async {
+        let chat = admin::open(config)?;
+        let text = match action {
+            AdminAction::CreateUser { username } => {
+                let password = admin::read_password(std::io::stdin())?;
+                let user = chat.create_user(username, password).await?;
+                format!("created user {} ({})", user.user_id, user.username)
             }
+            AdminAction::ResetPassword { username } => {
+                let password = admin::read_password(std::io::stdin())?;
+                chat.reset_password(&username, password).await?;
+                format!("password of {username} reset; their sessions are signed out")
+            }
+            AdminAction::DisableUser { username } => {
+                chat.set_disabled(&username, true)?;
+                format!("{username} is disabled and signed out")
+            }
+            AdminAction::EnableUser { username } => {
+                chat.set_disabled(&username, false)?;
+                format!("{username} is enabled")
+            }
+            AdminAction::ListUsers => admin::list_users(&chat),
+            AdminAction::ListRooms => admin::list_rooms(&chat),
         };
-        match daehwa::server::run(listener, config, shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "daehwa stopped");
-                ExitCode::FAILURE
-            }
-        }
+        // Accounts are written through; this makes them durable before we exit.
+        chat.flush_db().await?;
+        Ok::<_, AdminError>(text)
+    }))
+}
+
+fn serve(args: ConfigArgs) -> Result<(), ExitCode> {
+    let config = args.load()?;
+    init_tracing(&config.log);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
+        tracing::error!(error = %e, "cannot start the runtime");
+        ExitCode::FAILURE
+    })?;
+    runtime.block_on(async {
+        let listener = bind(config.server.bind).map_err(|e| {
+            tracing::error!(addr = %config.server.bind, error = %e, "cannot listen");
+            ExitCode::FAILURE
+        })?;
+        let outcome = daehwa::server::run(listener, config, shutdown_signal(), || {
+            notify_systemd("READY=1")
+        })
+        .await;
+        notify_systemd("STOPPING=1");
+        outcome.map_err(|e| {
+            tracing::error!(error = %e, "daehwa stopped");
+            ExitCode::FAILURE
+        })
     })
 }
 
@@ -109,6 +257,25 @@ fn init_tracing(log: &LogConfig) {
     match log.format {
         LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Tells systemd about our state (`Type=notify`), when it is watching.
+fn notify_systemd(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let path = path.to_string_lossy().into_owned();
+    let addr = match path.strip_prefix('@') {
+        Some(abstract_name) => UnixAddr::from_abstract_name(abstract_name.as_bytes()),
+        None => UnixAddr::from_pathname(&path),
+    };
+    let sent = addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr));
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, state, "cannot notify systemd");
     }
 }
 

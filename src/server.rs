@@ -14,6 +14,7 @@ use crate::chat::{Chat, Settings};
 use crate::config::Config;
 use crate::events::Bus;
 use crate::jobs::Jobs;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::{http, ws};
 
@@ -48,19 +49,24 @@ impl Shutdown {
     }
 }
 
+/// Opens the store and loads the domain: what the server and the admin commands share.
+pub fn open(config: &Config) -> Result<(Store, Arc<Chat>), ServerError> {
+    let store = Store::open(&config.storage.path)?;
+    let bus = Bus::new(config.limits.ws_send_queue);
+    let settings = Settings::from_config(config);
+    let chat = Chat::open(store.clone(), bus, settings, Arc::new(Metrics::default()))?;
+    Ok((store, Arc::new(chat)))
+}
+
 /// Serves on `listener` until `shutdown` resolves, then shuts down in order.
+/// `ready` is called once requests are being served (for systemd's notify protocol).
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(),
 ) -> Result<(), ServerError> {
-    let store = Store::open(&config.storage.path)?;
-    let bus = Bus::new(config.limits.ws_send_queue);
-    let chat = Arc::new(Chat::open(
-        store.clone(),
-        bus,
-        Settings::from_config(&config),
-    )?);
+    let (store, chat) = open(&config)?;
     let jobs = Jobs::start(
         Arc::clone(&chat),
         config.storage.flush_interval,
@@ -80,12 +86,10 @@ pub async fn run(
         config.server.allowed_origins.clone(),
     );
     let routes = ws::route(gateway)
-        .or(http::routes(
-            Arc::clone(&chat),
-            config.limits.max_body_bytes,
-        ))
+        .or(http::routes(Arc::clone(&chat), &config))
         .unify()
-        .recover(http::recover);
+        .recover(http::recover)
+        .with(http::request_log(Arc::clone(chat.metrics())));
 
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %config.storage.path.display(), "listening");
@@ -99,6 +103,7 @@ pub async fn run(
             })
             .run(),
     );
+    ready();
 
     shutdown.await;
     tracing::info!("shutting down: no new connections, closing sessions");

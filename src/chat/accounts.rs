@@ -91,6 +91,7 @@ impl Chat {
                 Account {
                     username: username.into(),
                     password_hash: record.password_hash,
+                    created_at: record.created_at,
                     disabled: false,
                 },
             );

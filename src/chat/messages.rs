@@ -3,6 +3,7 @@
 //! messages durable (and, in `sync` mode, delivers them).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
@@ -202,6 +203,7 @@ impl Chat {
                     .into(),
             });
         }
+        self.metrics.messages_received.inc();
         Ok(Sent {
             view,
             duplicate: false,
@@ -211,8 +213,20 @@ impl Chat {
     /// Writes the oldest buffered batch to disk. In `sync` mode, delivers its
     /// messages: they are acknowledged and delivered only once stored.
     pub async fn flush(&self) -> StoreResult<FlushReport> {
-        let report = self.store.flush_messages().await?;
+        self.last_flush_attempt
+            .store(now_millis(), Ordering::Relaxed);
+        let report = match self.store.flush_messages().await {
+            Ok(report) => report,
+            Err(e) => {
+                self.metrics.flush_errors.inc();
+                return Err(e);
+            }
+        };
         if let Some(batch) = &report.batch {
+            self.metrics.flushes.inc();
+            self.metrics
+                .flush_seconds
+                .observe(report.duration.as_secs_f64());
             self.forget_stored_client_ids(batch);
             if self.settings.durability == Durability::Sync {
                 self.deliver(batch);
@@ -367,6 +381,44 @@ fn audience<'a>(
 }
 
 impl Chat {
+    /// Why the server is not ready to serve, if it is not: the flush job has not
+    /// run for three intervals, or flushes fail (the buffer is stuck).
+    pub fn readiness(&self, flush_interval: Duration) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let silent_for = now_millis() - self.last_flush_attempt.load(Ordering::Relaxed);
+        let allowed = 3 * flush_interval.as_millis() as Millis + 1000;
+        if silent_for > allowed {
+            problems.push(format!("the flush job has not run for {silent_for} ms"));
+        }
+        if self.store.flush_failing() {
+            problems.push(format!(
+                "flushes are failing; {} messages wait in memory",
+                self.store.buffered_messages()
+            ));
+        }
+        if let Err(e) = self.store.size_on_disk() {
+            problems.push(format!("the database cannot be read: {e}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Brings the gauges that describe state up to date, before a scrape.
+    pub fn refresh_gauges(&self) {
+        let (connections, users) = self.bus.counts();
+        self.metrics.connections.set(connections as i64);
+        self.metrics.users_online.set(users as i64);
+        self.metrics
+            .buffered_messages
+            .set(self.store.buffered_messages() as i64);
+        if let Ok(bytes) = self.store.size_on_disk() {
+            self.metrics.database_bytes.set(bytes);
+        }
+    }
+
     /// Messages accepted and not yet on disk.
     pub fn buffered_messages(&self) -> usize {
         self.store.buffered_messages()

@@ -7,6 +7,7 @@
 //! never touches a connection and never imports warp.
 
 mod accounts;
+pub mod admin;
 mod limits;
 mod messages;
 mod moderation;
@@ -17,11 +18,13 @@ pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::events::Bus;
+use crate::metrics::Metrics;
 use crate::store::records::*;
 use crate::store::{Store, StoreResult};
 pub use view::Event;
@@ -67,6 +70,10 @@ impl Settings {
 pub struct Chat {
     store: Store,
     bus: Arc<Bus<Event>>,
+    metrics: Arc<Metrics>,
+    /// When a flush last started (any outcome), in milliseconds: readiness checks
+    /// that the flush job is alive.
+    last_flush_attempt: AtomicI64,
     settings: Settings,
     accounts: RwLock<Accounts>,
     directory: RwLock<Directory>,
@@ -94,6 +101,7 @@ struct Accounts {
 struct Account {
     username: Arc<str>,
     password_hash: String,
+    created_at: Millis,
     disabled: bool,
 }
 
@@ -201,7 +209,12 @@ impl RoomEntry {
 
 impl Chat {
     /// Loads accounts, rooms and memberships from the store.
-    pub fn open(store: Store, bus: Arc<Bus<Event>>, settings: Settings) -> StoreResult<Self> {
+    pub fn open(
+        store: Store,
+        bus: Arc<Bus<Event>>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> StoreResult<Self> {
         let mut accounts = Accounts {
             next_user_id: 1,
             ..Accounts::default()
@@ -213,6 +226,7 @@ impl Chat {
                 Account {
                     username: user.username.into(),
                     password_hash: user.password_hash,
+                    created_at: user.created_at,
                     disabled: user.disabled,
                 },
             );
@@ -284,6 +298,8 @@ impl Chat {
         Ok(Self {
             store,
             bus,
+            metrics,
+            last_flush_attempt: AtomicI64::new(now_millis()),
             accounts: RwLock::new(accounts),
             directory: RwLock::new(directory),
             decoy_hash: tokio::sync::OnceCell::new(),
@@ -307,6 +323,10 @@ impl Chat {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     // The locks below guard maps whose every update is a single insert or remove

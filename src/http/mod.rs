@@ -2,8 +2,10 @@
 //! and out, and the one place where domain errors and warp rejections become HTTP
 //! replies.
 
+mod admin;
 mod auth;
 mod moderation;
+mod ops;
 mod rooms;
 
 use std::convert::Infallible;
@@ -18,7 +20,9 @@ use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
 use crate::chat::{Caller, Chat};
+use crate::config::Config;
 use crate::error::Error;
+use crate::metrics::{route_of, Metrics};
 
 /// A domain error on its way through warp's rejection machinery.
 #[derive(Debug)]
@@ -107,16 +111,43 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(reply)
 }
 
-/// All REST endpoints.
+/// All REST endpoints, and the operator's: health, readiness, metrics, backup.
 pub fn routes(
     chat: Arc<Chat>,
-    max_body_bytes: u64,
+    config: &Config,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    auth::routes(chat.clone(), max_body_bytes)
-        .or(rooms::routes(chat.clone(), max_body_bytes))
+    let limit = config.limits.max_body_bytes;
+    ops::routes(chat.clone(), config.storage.flush_interval)
+        .or(admin::routes(chat.clone(), config.admin.token.clone()))
         .unify()
-        .or(moderation::routes(chat, max_body_bytes))
+        .or(auth::routes(chat.clone(), limit))
         .unify()
+        .or(rooms::routes(chat.clone(), limit))
+        .unify()
+        .or(moderation::routes(chat, limit))
+        .unify()
+}
+
+/// One log line and one count per request: method, route (ids hidden), status,
+/// latency.
+pub fn request_log(metrics: Arc<Metrics>) -> warp::log::Log<impl Fn(warp::log::Info<'_>) + Clone> {
+    warp::log::custom(move |info| {
+        let status = info.status().as_u16();
+        // Unknown paths would make a label value each; they share one.
+        let route = if status == 404 && !info.path().starts_with("/api/") {
+            format!("{} (unmatched)", info.method())
+        } else {
+            route_of(info.method().as_str(), info.path())
+        };
+        tracing::info!(
+            target: "daehwa::http",
+            route = %route,
+            status,
+            micros = info.elapsed().as_micros() as u64,
+            "request"
+        );
+        metrics.count_request(route, status);
+    })
 }
 
 /// Injects the chat service.

@@ -109,6 +109,12 @@ impl WriteBehind {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Keeps flushes from starting until the guard is dropped. Blocking: for use off
+    /// the async threads (a backup).
+    pub fn pause_flushes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.flushing.blocking_lock()
+    }
+
     /// Buffers a message; the generation it will be written in.
     pub fn push(&self, message: Arc<Message>) -> Generation {
         let generation = {

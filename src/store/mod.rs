@@ -5,6 +5,7 @@
 //! values are bincode. Users, tokens, rooms and memberships are written through;
 //! messages go to [`buffer::WriteBehind`] and reach sled on the next flush.
 
+mod backup;
 mod buffer;
 pub mod records;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+pub use backup::BackupStats;
 use buffer::WriteBehind;
 pub use buffer::{Batch, FlushReport, Generation};
 use records::*;
@@ -35,6 +37,10 @@ pub enum StoreError {
     Codec(#[from] bincode::Error),
     #[error("{0}")]
     NotOurs(String),
+    #[error("the data directory is in use by a running daehwa; stop it first, or use its HTTP admin endpoints")]
+    Locked,
+    #[error("backup: {0}")]
+    Backup(String),
     #[error("a blocking store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -168,7 +174,16 @@ impl Store {
                 )));
             }
         }
-        let db = sled::Config::new().path(path).open()?;
+        let db = sled::Config::new().path(path).open().map_err(|e| match e {
+            // sled words its lock failure as an I/O error of its own.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::Locked
+            }
+            other => StoreError::Sled(other),
+        })?;
         // Look before creating anything: a database without our `meta` tree and with
         // data of its own belongs to someone else.
         let has_meta = db.tree_names().iter().any(|name| name.as_ref() == b"meta");

@@ -199,6 +199,9 @@ impl Session<'_> {
         while let Some(delivery) = next.take() {
             if self.replayed.is_empty() || !self.already_sent(&delivery) {
                 socket.feed(frame_of(&delivery)).await?;
+                if let Event::Chat(_) = delivery.event {
+                    self.chat.metrics().messages_delivered.inc();
+                }
             }
             fed += 1;
             if fed < MAX_BATCH {

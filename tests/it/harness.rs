@@ -63,14 +63,8 @@ impl Server {
         std::thread::spawn(move || {
             // Drains stderr for the life of the process, so the pipe never fills.
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening") {
-                    if let Some(addr) = line
-                        .split("addr=")
-                        .nth(1)
-                        .and_then(|s| s.split_whitespace().next())
-                    {
-                        let _ = tx.send(addr.parse::<SocketAddr>().expect("listening address"));
-                    }
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = tx.send(addr);
                 }
                 let mut logs = sink.lock().expect("logs");
                 logs.push_str(&line);
@@ -164,6 +158,21 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// The address of the "listening" log line, in the pretty or the JSON format.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    if !line.contains("listening") {
+        return None;
+    }
+    let rest = line
+        .split("addr=")
+        .nth(1)
+        .or_else(|| line.split("\"addr\":\"").nth(1))?;
+    rest.split(|c: char| c.is_whitespace() || c == '"')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Sends a request; the status and the JSON body (`Null` when empty).

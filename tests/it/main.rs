@@ -9,5 +9,6 @@ mod gateway;
 mod history;
 mod limits;
 mod moderation;
+mod ops;
 mod restart;
 mod rooms;

@@ -1,0 +1,236 @@
+//! The operator's commands on a data directory: `daehwa admin …`, `backup`,
+//! `restore`. They open the database themselves, so they refuse to run while a
+//! server holds it (sled locks the directory); `backup` then asks the server.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::chat::Chat;
+use crate::config::Config;
+use crate::server::{self, ServerError};
+use crate::store::{BackupStats, Store, StoreError};
+
+/// How long `daehwa backup` waits for a running server's reply.
+const BACKUP_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Server(#[from] ServerError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Refused(#[from] crate::error::Error),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn io(context: &str) -> impl Fn(std::io::Error) -> AdminError + '_ {
+    move |e| AdminError::Io(format!("{context}: {e}"))
+}
+
+/// Opens the data directory of `config` for an admin command.
+pub fn open(config: &Config) -> Result<Arc<Chat>, AdminError> {
+    Ok(server::open(config)?.1)
+}
+
+/// Reads a password from the first line of standard input.
+pub fn read_password(input: impl Read) -> Result<String, AdminError> {
+    let mut line = String::new();
+    BufReader::new(input)
+        .read_line(&mut line)
+        .map_err(io("cannot read the password from standard input"))?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err(AdminError::Usage("give the password on standard input, e.g. `echo 'secret pass' | daehwa admin create-user alice`".into()));
+    }
+    Ok(password)
+}
+
+/// Lines of a table, columns padded to their widest cell.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    let mut out = vec![line(header.iter().map(|h| h.to_string()).collect())];
+    out.extend(rows.into_iter().map(line));
+    out.join("\n")
+}
+
+pub fn list_users(chat: &Chat) -> String {
+    let rows = chat
+        .list_users()
+        .into_iter()
+        .map(|u| {
+            vec![
+                u.user_id.to_string(),
+                u.username.to_string(),
+                u.rooms.to_string(),
+                if u.disabled { "disabled" } else { "active" }.to_owned(),
+            ]
+        })
+        .collect();
+    table(&["ID", "USERNAME", "ROOMS", "STATE"], rows)
+}
+
+pub fn list_rooms(chat: &Chat) -> String {
+    let rows = chat
+        .list_rooms()
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.room_id.to_string(),
+                r.name,
+                r.kind.to_owned(),
+                r.members.to_string(),
+                r.last_msg_id.to_string(),
+                r.created_at,
+                if r.closed { "closed" } else { "open" }.to_owned(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID", "NAME", "TYPE", "MEMBERS", "MESSAGES", "CREATED", "STATE",
+        ],
+        rows,
+    )
+}
+
+/// Writes a backup of the data directory of `config` to `out`: directly when no
+/// server runs there, else through the running server's `GET /api/admin/backup`.
+/// The file is written beside `out` and renamed once verified.
+pub fn backup(
+    config: &Config,
+    out: &Path,
+    server_addr: Option<SocketAddr>,
+) -> Result<BackupStats, AdminError> {
+    let partial = out.with_extension("partial");
+    let stats = match Store::open(&config.storage.path) {
+        Ok(store) => {
+            let file =
+                std::fs::File::create(&partial).map_err(io("cannot create the backup file"))?;
+            store.export(file)?
+        }
+        Err(StoreError::Locked) => {
+            let addr = server_addr.unwrap_or_else(|| loopback(config.server.bind));
+            fetch_backup(addr, &config.admin.token, &partial)?;
+            let file = std::fs::File::open(&partial).map_err(io("cannot read the backup back"))?;
+            Store::verify_backup(file)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    std::fs::rename(&partial, out).map_err(io("cannot move the backup into place"))?;
+    Ok(stats)
+}
+
+/// The address to reach a server bound to `bind` from this machine.
+fn loopback(bind: SocketAddr) -> SocketAddr {
+    match bind {
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], v4.port()))
+        }
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, v6.port()))
+        }
+        other => other,
+    }
+}
+
+/// One HTTP/1.1 GET with `Connection: close`, the body copied to `to`.
+fn fetch_backup(addr: SocketAddr, token: &str, to: &Path) -> Result<(), AdminError> {
+    if token.is_empty() {
+        return Err(AdminError::Usage(
+            "a server is running on this data directory; to back it up while it runs, set admin.token in the config (and restart it)".into(),
+        ));
+    }
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io(
+        &format!("the data directory is in use, and the server at {addr} cannot be reached"),
+    ))?;
+    stream
+        .set_read_timeout(Some(BACKUP_TIMEOUT))
+        .map_err(io("socket"))?;
+    write!(
+        stream,
+        "GET /api/admin/backup HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(io("cannot send the request"))?;
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .map_err(io("cannot read the reply"))?;
+    let status = status_line.split_whitespace().nth(1).unwrap_or("");
+    let mut chunked = false;
+    loop {
+        let mut header = String::new();
+        reader
+            .read_line(&mut header)
+            .map_err(io("cannot read the reply"))?;
+        if header.trim().is_empty() {
+            break;
+        }
+        let lower = header.to_ascii_lowercase();
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+    }
+    if status != "200" {
+        let mut body = String::new();
+        let _ = reader.take(4096).read_to_string(&mut body);
+        return Err(AdminError::Io(format!(
+            "the server refused the backup ({}): {}",
+            status_line.trim(),
+            body.trim()
+        )));
+    }
+    if chunked {
+        return Err(AdminError::Io(
+            "the server sent a chunked reply, which this client does not read".into(),
+        ));
+    }
+    let mut file = std::fs::File::create(to).map_err(io("cannot create the backup file"))?;
+    std::io::copy(&mut reader, &mut file).map_err(io("cannot write the backup"))?;
+    file.sync_all().map_err(io("cannot write the backup"))?;
+    Ok(())
+}
+
+/// Restores a backup file into an empty (or new) data directory.
+pub fn restore(file: &Path, data_dir: &Path) -> Result<BackupStats, AdminError> {
+    let input =
+        std::fs::File::open(file).map_err(io(&format!("cannot open {}", file.display())))?;
+    Ok(Store::restore(input, data_dir)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_line_up() {
+        let text = table(
+            &["ID", "NAME"],
+            vec![
+                vec!["1".into(), "alice".into()],
+                vec!["10".into(), "bo".into()],
+            ],
+        );
+        assert_eq!(text, "ID  NAME\n1   alice\n10  bo");
+    }
+}

@@ -1,0 +1,165 @@
+//! What the operator does: accounts by hand, listings, backups.
+
+use std::sync::Arc;
+
+use super::accounts::check_password;
+use super::password;
+use super::view::timestamp;
+use super::Chat;
+use crate::error::{Error, Result};
+use crate::store::records::*;
+
+/// A user as `daehwa admin list-users` shows it.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    pub user_id: UserId,
+    pub username: Arc<str>,
+    pub disabled: bool,
+    pub rooms: usize,
+}
+
+/// A room as `daehwa admin list-rooms` shows it.
+#[derive(Debug, Clone)]
+pub struct RoomSummary {
+    pub room_id: RoomId,
+    pub name: String,
+    pub kind: &'static str,
+    pub members: usize,
+    pub last_msg_id: MsgId,
+    pub created_at: String,
+    pub closed: bool,
+}
+
+impl Chat {
+    fn user_id_by_name(&self, username: &str) -> Result<UserId> {
+        self.accounts()
+            .by_name
+            .get(&username.to_lowercase())
+            .copied()
+            .ok_or(Error::UserNotFound)
+    }
+
+    /// Revokes every token of a user (their sockets close with 4001).
+    fn revoke_tokens(&self, user: UserId) -> Result<usize> {
+        let hashes: Vec<[u8; 32]> = {
+            let accounts = self.accounts();
+            accounts
+                .tokens
+                .iter()
+                .filter(|(_, u)| **u == user)
+                .map(|(h, _)| *h)
+                .collect()
+        };
+        for hash in &hashes {
+            self.store.remove_token(hash)?;
+            self.accounts_mut().tokens.remove(hash);
+            self.bus
+                .close_token(user, hash, crate::events::CloseReason::LoggedOut);
+        }
+        Ok(hashes.len())
+    }
+
+    fn update_user(&self, user: UserId, change: impl FnOnce(&mut UserRecord)) -> Result<()> {
+        let mut accounts = self.accounts_mut();
+        let account = accounts.users.get_mut(&user).ok_or(Error::UserNotFound)?;
+        let mut record = UserRecord {
+            username: account.username.to_string(),
+            password_hash: account.password_hash.clone(),
+            created_at: account.created_at,
+            disabled: account.disabled,
+        };
+        change(&mut record);
+        self.store.put_user(user, &record)?;
+        account.password_hash = record.password_hash;
+        account.disabled = record.disabled;
+        Ok(())
+    }
+
+    /// Sets a new password and signs the user out everywhere.
+    pub async fn reset_password(&self, username: &str, new_password: String) -> Result<()> {
+        let user = self.user_id_by_name(username)?;
+        check_password(&new_password, "invalid_password")?;
+        let hash = password::hash(new_password).await?;
+        self.update_user(user, |record| record.password_hash = hash)?;
+        self.revoke_tokens(user)?;
+        Ok(())
+    }
+
+    /// Disables (or enables again) an account; disabling signs it out everywhere.
+    pub fn set_disabled(&self, username: &str, disabled: bool) -> Result<()> {
+        let user = self.user_id_by_name(username)?;
+        self.update_user(user, |record| record.disabled = disabled)?;
+        if disabled {
+            self.revoke_tokens(user)?;
+        }
+        Ok(())
+    }
+
+    pub fn list_users(&self) -> Vec<UserSummary> {
+        let directory = self.directory();
+        let accounts = self.accounts();
+        let mut users: Vec<UserSummary> = accounts
+            .users
+            .iter()
+            .map(|(id, account)| UserSummary {
+                user_id: *id,
+                username: Arc::clone(&account.username),
+                disabled: account.disabled,
+                rooms: directory.user_rooms.get(id).map_or(0, |r| r.len()),
+            })
+            .collect();
+        users.sort_by_key(|u| u.user_id);
+        users
+    }
+
+    pub fn list_rooms(&self) -> Vec<RoomSummary> {
+        let directory = self.directory();
+        let mut rooms: Vec<RoomSummary> = directory
+            .rooms
+            .iter()
+            .map(|(id, entry)| RoomSummary {
+                room_id: *id,
+                name: entry.record.name.clone(),
+                kind: match (entry.record.direct.is_some(), entry.record.room_type) {
+                    (true, _) => "direct",
+                    (false, RoomType::Public) => "public",
+                    (false, RoomType::Protected) => "protected",
+                    (false, RoomType::Private) => "private",
+                },
+                members: entry.members.len(),
+                last_msg_id: entry.last_msg_id(),
+                created_at: timestamp(entry.record.created_at),
+                closed: entry.record.closed,
+            })
+            .collect();
+        rooms.sort_by_key(|r| r.room_id);
+        rooms
+    }
+
+    /// Flushes sled's caches (the written-through records) to disk.
+    pub async fn flush_db(&self) -> Result<()> {
+        Ok(self.store.flush_db().await?)
+    }
+
+    /// A consistent snapshot of the database, with everything buffered flushed first.
+    pub async fn backup(&self) -> Result<Vec<u8>> {
+        while self.store.buffered_messages() > 0 {
+            self.flush().await?;
+        }
+        let store = self.store.clone();
+        let started = std::time::Instant::now();
+        let (bytes, stats) = tokio::task::spawn_blocking(move || {
+            let mut bytes = Vec::new();
+            store.export(&mut bytes).map(|stats| (bytes, stats))
+        })
+        .await
+        .map_err(|_| Error::Internal)??;
+        tracing::info!(
+            entries = stats.entries,
+            bytes = bytes.len(),
+            millis = started.elapsed().as_millis() as u64,
+            "backup taken"
+        );
+        Ok(bytes)
+    }
+}
