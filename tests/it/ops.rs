@@ -344,3 +344,27 @@ async fn a_backup_under_load_restores_a_prefix_of_every_room() {
         "the backup should land mid-load: {total}"
     );
 }
+
+/// `Type=notify`: READY=1 once serving, STOPPING=1 on the way out.
+#[tokio::test]
+async fn tells_systemd_when_ready_and_when_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let socket_path = tmp.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind");
+    socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_daehwa"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut buffer = [0u8; 64];
+    let n = socket.recv(&mut buffer).expect("READY=1 within 10 s");
+    assert_eq!(&buffer[..n], b"READY=1");
+    Command::new("kill").arg(child.id().to_string()).status().expect("kill");
+    let n = socket.recv(&mut buffer).expect("STOPPING=1");
+    assert_eq!(&buffer[..n], b"STOPPING=1");
+    assert!(child.wait().expect("wait").success());
+}
