@@ -391,9 +391,15 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(
+            parse_duration("250ms").expect("valid"),
+            Duration::from_millis(250)
+        );
+        assert_eq!(parse_duration("2s").expect("valid"), Duration::from_secs(2));
+        assert_eq!(
+            parse_duration("5m").expect("valid"),
+            Duration::from_secs(300)
+        );
         for bad in [
             "",
             "s",

@@ -352,7 +352,9 @@ async fn tells_systemd_when_ready_and_when_stopping() {
     let tmp = tempfile::TempDir::new().expect("tmp");
     let socket_path = tmp.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind");
-    socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut child = Command::new(env!("CARGO_BIN_EXE_daehwa"))
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(tmp.path().join("data"))
@@ -363,7 +365,10 @@ async fn tells_systemd_when_ready_and_when_stopping() {
     let mut buffer = [0u8; 64];
     let n = socket.recv(&mut buffer).expect("READY=1 within 10 s");
     assert_eq!(&buffer[..n], b"READY=1");
-    Command::new("kill").arg(child.id().to_string()).status().expect("kill");
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
     let n = socket.recv(&mut buffer).expect("STOPPING=1");
     assert_eq!(&buffer[..n], b"STOPPING=1");
     assert!(child.wait().expect("wait").success());
