@@ -2,7 +2,7 @@
 # The whole benchmark: builds in release mode, runs every scenario against daehwa and
 # the two baselines (the ceiling and socket.io) with the load generator pinned to
 # core 0 and each server to core 1, then writes the tables into BENCHMARKS.md and the
-# charts into docs/bench/. About 12 minutes on a 2-core machine.
+# charts into docs/bench/. About 10 minutes on a 2-core machine.
 #
 #   bench/run.sh            the published sizes
 #   bench/run.sh --quick    small sizes, to try the script (about 4 minutes)
@@ -38,6 +38,7 @@ if $quick; then
   idle=1000
   history=(--messages 100000 --requests 200)
   persistence_seconds=3
+  persistence_messages=100000
 else
   n100_rates=25000,50000,100000,150000,200000,300000
   n10_rates=10000,25000,50000,100000,200000
@@ -46,7 +47,8 @@ else
   rooms_rates=20000,50000,100000
   idle=10000
   history=(--messages 1000000 --requests 1000)
-  persistence_seconds=6
+  persistence_seconds=20
+  persistence_messages=300000
 fi
 
 for target in daehwa ceiling socketio; do
@@ -67,7 +69,11 @@ echo "== history"
 echo "== start-up"
 "${bench[@]}" startup "${common[@]}" --data-dir "$work/history" --runs 5
 echo "== persistence"
-"${bench[@]}" persistence "${common[@]}" --seconds "$persistence_seconds" --flush-intervals 500ms,1s,5s
+"${bench[@]}" persistence "${common[@]}" --seconds "$persistence_seconds" --messages "$persistence_messages" --warmup 0 \
+  --flush-intervals 500ms,1s,5s
+echo "== persistence, sync, 128 connections"
+"${bench[@]}" persistence "${common[@]}" --seconds "$persistence_seconds" --messages 100000 --warmup 0 \
+  --sync-only --connections 128 --window 8
 
 elapsed=$(( $(date +%s) - started ))
 note="Run of $(date -u +%Y-%m-%d) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), \

@@ -113,6 +113,12 @@ enum Command {
         /// Messages in flight per connection.
         #[arg(long, default_value_t = 128)]
         window: usize,
+        /// Messages sent per mode (at most).
+        #[arg(long, default_value_t = 300_000)]
+        messages: u64,
+        /// Only the sync mode (no raw sled reference, no flush intervals).
+        #[arg(long)]
+        sync_only: bool,
     },
     /// The raw sled reference (run by `persistence` as a pinned child).
     SledRaw {
@@ -212,11 +218,15 @@ fn main() -> ExitCode {
             flush_intervals,
             connections,
             window,
+            messages,
+            sync_only,
         } => local(scenarios::persistence(
             &common,
             &flush_intervals,
             connections,
             window,
+            messages,
+            sync_only,
         )),
         Command::SledRaw {
             dir,

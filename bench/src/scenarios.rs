@@ -498,8 +498,8 @@ pub fn note_messages(dir: &Path, messages: u64) {
 }
 
 /// Sums the `buffer flushed messages=N micros=M` lines of daehwa's log from `since`
-/// on: (messages, total flush time, time of the last flush line).
-fn flushed(server: &Server, since: Instant) -> (u64, Duration, Option<Instant>) {
+/// on: (messages, total flush time, time of the last flush line, flushes).
+fn flushed(server: &Server, since: Instant) -> (u64, Duration, Option<Instant>, u64) {
     let field = |line: &str, name: &str| -> Option<u64> {
         let start = line.find(name)? + name.len();
         let digits: String = line[start..]
@@ -511,6 +511,7 @@ fn flushed(server: &Server, since: Instant) -> (u64, Duration, Option<Instant>) 
     let mut messages = 0;
     let mut micros = 0;
     let mut last = None;
+    let mut flushes = 0;
     for (at, line) in server.log() {
         if at < since || !line.contains("buffer flushed") {
             continue;
@@ -518,8 +519,9 @@ fn flushed(server: &Server, since: Instant) -> (u64, Duration, Option<Instant>) 
         messages += field(&line, "messages=").unwrap_or(0);
         micros += field(&line, "micros=").unwrap_or(0);
         last = Some(at);
+        flushes += 1;
     }
-    (messages, Duration::from_micros(micros), last)
+    (messages, Duration::from_micros(micros), last, flushes)
 }
 
 /// The raw sled reference, run as a child (pinned like a server).
@@ -546,18 +548,25 @@ fn raw_sled(programs: &Programs) -> Result<Value, BoxError> {
 }
 
 /// Persistence: messages per second through the write-behind buffer into sled, for
-/// each flush interval and in sync mode, beside raw sled.
+/// each flush interval and in sync mode, beside raw sled. Each mode sends `messages`
+/// (or for `--seconds`, whichever ends first), so that every mode stores the same
+/// amount.
 pub async fn persistence(
     common: &Common,
     intervals: &[String],
     connections: usize,
     window: usize,
+    messages: u64,
+    sync_only: bool,
 ) -> Result<(), BoxError> {
-    let reference = raw_sled(&common.programs)?;
-    record(
-        common,
-        json!({ "scenario": "persistence", "target": "sled-raw", "reference": reference }),
-    );
+    if !sync_only {
+        let reference = raw_sled(&common.programs)?;
+        record(
+            common,
+            json!({ "scenario": "persistence", "target": "sled-raw", "reference": reference }),
+        );
+    }
+    let intervals = if sync_only { &[][..] } else { intervals };
     let mut modes: Vec<DaehwaConfig> = intervals
         .iter()
         .map(|interval| DaehwaConfig {
@@ -627,7 +636,7 @@ pub async fn persistence(
             pace: Pace::Closed { window },
             duration: Duration::from_secs_f64(common.seconds),
             warmup: Duration::from_secs_f64(common.warmup),
-            max_messages: None,
+            max_messages: Some(messages),
             content_bytes: common.content_bytes,
             drain_timeout: Duration::from_secs(30),
             server_pid: Some(server.pid),
@@ -641,11 +650,11 @@ pub async fn persistence(
         let interval =
             crate::parse_interval(&config.flush_interval).unwrap_or(Duration::from_secs(1));
         let patience = interval * 2 + Duration::from_secs(1);
-        let (mut on_disk, mut flush_time, mut last_flush) = flushed(&server, started);
+        let (mut on_disk, mut flush_time, mut last_flush, mut flushes) = flushed(&server, started);
         let mut progress = (on_disk, Instant::now());
         while !sync && on_disk < outcome.sent && progress.1.elapsed() < patience {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            (on_disk, flush_time, last_flush) = flushed(&server, started);
+            (on_disk, flush_time, last_flush, flushes) = flushed(&server, started);
             if on_disk != progress.0 {
                 progress = (on_disk, Instant::now());
             }
@@ -682,6 +691,7 @@ pub async fn persistence(
                 "accepted_msgs_per_s": outcome.msgs_per_s,
                 "persisted_end_to_end_msgs_per_s": end_to_end,
                 "flushed_messages": on_disk,
+                "flushes": flushes,
                 "flush_path_msgs_per_s": flush_path,
                 "periodic_flush_stalled": stalled,
                 "final_flush_messages": left_for_shutdown,
