@@ -221,10 +221,12 @@ fn serve(args: ConfigArgs) -> Result<(), ExitCode> {
             tracing::error!(addr = %config.server.bind, error = %e, "cannot listen");
             ExitCode::FAILURE
         })?;
-        let outcome = daehwa::server::run(listener, config, shutdown_signal(), || {
-            notify_systemd("READY=1")
-        })
-        .await;
+        let shutdown = shutdown_signal().map_err(|e| {
+            tracing::error!(error = %e, "cannot listen for SIGTERM and SIGINT");
+            ExitCode::FAILURE
+        })?;
+        let outcome =
+            daehwa::server::run(listener, config, shutdown, || notify_systemd("READY=1")).await;
         notify_systemd("STOPPING=1");
         outcome.map_err(|e| {
             tracing::error!(error = %e, "daehwa stopped");
@@ -279,21 +281,16 @@ fn notify_systemd(state: &str) {
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Resolves on SIGTERM or SIGINT. The handlers are installed now, before the server
+/// reports ready, so that an early SIGTERM is a graceful shutdown too.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
+    })
 }

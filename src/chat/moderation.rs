@@ -53,6 +53,9 @@ impl Chat {
         action: Action,
         target: Option<UserId>,
     ) -> Result<&'d mut RoomEntry> {
+        if let Some(target) = target {
+            self.user(target)?;
+        }
         let entry = directory.visible(room_id, caller)?;
         let actor = entry.role_of(caller).ok_or_else(|| {
             Error::forbidden(
@@ -94,7 +97,6 @@ impl Chat {
 
     /// Sends the user out now; they may join again.
     pub fn kick(&self, caller: Caller, room_id: RoomId, target: UserId) -> Result<()> {
-        self.user(target)?;
         let mut directory = self.directory_mut();
         let entry = self.staff_action(
             &mut directory,
@@ -128,7 +130,6 @@ impl Chat {
         minutes: Option<f64>,
     ) -> Result<()> {
         let until = minutes.map(until_from).transpose()?;
-        self.user(target)?;
         let mut directory = self.directory_mut();
         let entry = self.staff_action(
             &mut directory,
@@ -168,7 +169,6 @@ impl Chat {
     }
 
     pub fn unban(&self, caller: Caller, room_id: RoomId, target: UserId) -> Result<()> {
-        self.user(target)?;
         let mut directory = self.directory_mut();
         let entry = self.staff_action(
             &mut directory,
@@ -212,7 +212,6 @@ impl Chat {
         minutes: f64,
     ) -> Result<()> {
         let until = until_from(minutes)?;
-        self.user(target)?;
         let mut directory = self.directory_mut();
         let entry = self.staff_action(
             &mut directory,
@@ -247,7 +246,6 @@ impl Chat {
     }
 
     pub fn unmute(&self, caller: Caller, room_id: RoomId, target: UserId) -> Result<()> {
-        self.user(target)?;
         let mut directory = self.directory_mut();
         let entry = self.staff_action(
             &mut directory,
@@ -289,7 +287,6 @@ impl Chat {
         target: UserId,
         admin: bool,
     ) -> Result<()> {
-        self.user(target)?;
         let action = if admin {
             Action::SetAdmin
         } else {
@@ -329,7 +326,6 @@ impl Chat {
         room_id: RoomId,
         target: UserId,
     ) -> Result<()> {
-        self.user(target)?;
         let mut directory = self.directory_mut();
         let entry = self.staff_action(
             &mut directory,
@@ -357,7 +353,6 @@ impl Chat {
     /// Invites a user; an invitation opens a private room and skips a protected
     /// room's password.
     pub fn invite(&self, caller: Caller, room_id: RoomId, target: UserId) -> Result<()> {
-        self.user(target)?;
         let mut directory = self.directory_mut();
         let entry = self.staff_action(
             &mut directory,

@@ -14,33 +14,76 @@ use crate::chat::view::ChatType;
 use crate::chat::{Caller, Chat, RoomChanges};
 use crate::error::Error;
 
+/// `/api/chatrooms/{roomId}/{name}/{userId}`, the ids still as text.
+fn room_user_path(
+    name: &'static str,
+) -> impl Filter<Extract = (String, String), Error = Rejection> + Clone {
+    warp::path("api")
+        .and(warp::path("chatrooms"))
+        .and(warp::path::param::<String>())
+        .and(warp::path(name))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+}
+
+/// What a body-less action on a user in a room does.
+type Act = fn(&Chat, Caller, u64, u64) -> Result<(), Error>;
+
+/// `METHOD /api/chatrooms/{roomId}/{name}/{userId}` without a body → 204.
+fn targeted<M>(
+    chat: Arc<Chat>,
+    name: &'static str,
+    method: M,
+    act: Act,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
+where
+    M: Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+{
+    room_user_path(name)
+        .and(method)
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
+        .and_then(
+            move |room: String, user: String, chat: Arc<Chat>, caller: Caller| async move {
+                let (room, user) = ids(&room, &user)?;
+                act(&chat, caller, room, user)?;
+                Ok::<_, Rejection>(no_content())
+            },
+        )
+}
+
 pub fn routes(
     chat: Arc<Chat>,
     limit: u64,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let action = |name: &'static str| {
-        warp::path("api")
-            .and(warp::path("chatrooms"))
-            .and(warp::path::param::<String>())
-            .and(warp::path(name))
-            .and(warp::path::param::<String>())
-            .and(warp::path::end())
-    };
     let authed = with_chat(chat.clone()).and(caller(chat.clone()));
 
     // POST /api/chatrooms/{roomId}/kick/{userId} → 204
-    let kick = action("kick")
-        .and(warp::post())
-        .and(authed.clone())
-        .and_then(
-            |room: String, user: String, chat: Arc<Chat>, caller: Caller| async move {
-                let (room, user) = ids(&room, &user)?;
-                chat.kick(caller, room, user)?;
-                Ok::<_, Rejection>(no_content())
-            },
-        );
+    let kick = targeted(chat.clone(), "kick", warp::post(), Chat::kick);
+    // DELETE /api/chatrooms/{roomId}/ban/{userId} → 204
+    let unban = targeted(chat.clone(), "ban", warp::delete(), Chat::unban);
+    // DELETE /api/chatrooms/{roomId}/mute/{userId} → 204
+    let unmute = targeted(chat.clone(), "mute", warp::delete(), Chat::unmute);
+    // PUT /api/chatrooms/{roomId}/admins/{userId} → 204; DELETE → 204
+    let set_admin = targeted(
+        chat.clone(),
+        "admins",
+        warp::put(),
+        |chat, caller, room, user| chat.set_admin(caller, room, user, true),
+    );
+    let unset_admin = targeted(
+        chat.clone(),
+        "admins",
+        warp::delete(),
+        |chat, caller, room, user| chat.set_admin(caller, room, user, false),
+    );
+    // PUT /api/chatrooms/{roomId}/owner/{userId} → 204
+    let owner = targeted(chat.clone(), "owner", warp::put(), Chat::transfer_ownership);
+    // POST /api/chatrooms/{roomId}/invite/{userId} → 204
+    let invite = targeted(chat.clone(), "invite", warp::post(), Chat::invite);
+
     // POST /api/chatrooms/{roomId}/ban/{userId} {minutes?} → 204 (no minutes: for ever)
-    let ban = action("ban")
+    let ban = room_user_path("ban")
         .and(warp::post())
         .and(authed.clone())
         .and(body(limit))
@@ -56,19 +99,8 @@ pub fn routes(
                 Ok::<_, Rejection>(no_content())
             },
         );
-    // DELETE /api/chatrooms/{roomId}/ban/{userId} → 204
-    let unban = action("ban")
-        .and(warp::delete())
-        .and(authed.clone())
-        .and_then(
-            |room: String, user: String, chat: Arc<Chat>, caller: Caller| async move {
-                let (room, user) = ids(&room, &user)?;
-                chat.unban(caller, room, user)?;
-                Ok::<_, Rejection>(no_content())
-            },
-        );
     // POST /api/chatrooms/{roomId}/mute/{userId} {minutes} → 204
-    let mute = action("mute")
+    let mute = room_user_path("mute")
         .and(warp::post())
         .and(authed.clone())
         .and(body(limit))
@@ -80,55 +112,6 @@ pub fn routes(
                     .minutes
                     .ok_or_else(|| Error::bad_request("invalid_minutes", "a mute needs minutes"))?;
                 chat.mute(caller, room, user, minutes)?;
-                Ok::<_, Rejection>(no_content())
-            },
-        );
-    // DELETE /api/chatrooms/{roomId}/mute/{userId} → 204
-    let unmute = action("mute")
-        .and(warp::delete())
-        .and(authed.clone())
-        .and_then(
-            |room: String, user: String, chat: Arc<Chat>, caller: Caller| async move {
-                let (room, user) = ids(&room, &user)?;
-                chat.unmute(caller, room, user)?;
-                Ok::<_, Rejection>(no_content())
-            },
-        );
-    // PUT /api/chatrooms/{roomId}/admins/{userId} → 204; DELETE → 204
-    let admins = action("admins")
-        .and(
-            warp::put()
-                .map(|| true)
-                .or(warp::delete().map(|| false))
-                .unify(),
-        )
-        .and(authed.clone())
-        .and_then(
-            |room: String, user: String, admin: bool, chat: Arc<Chat>, caller: Caller| async move {
-                let (room, user) = ids(&room, &user)?;
-                chat.set_admin(caller, room, user, admin)?;
-                Ok::<_, Rejection>(no_content())
-            },
-        );
-    // PUT /api/chatrooms/{roomId}/owner/{userId} → 204
-    let owner = action("owner")
-        .and(warp::put())
-        .and(authed.clone())
-        .and_then(
-            |room: String, user: String, chat: Arc<Chat>, caller: Caller| async move {
-                let (room, user) = ids(&room, &user)?;
-                chat.transfer_ownership(caller, room, user)?;
-                Ok::<_, Rejection>(no_content())
-            },
-        );
-    // POST /api/chatrooms/{roomId}/invite/{userId} → 204
-    let invite = action("invite")
-        .and(warp::post())
-        .and(authed.clone())
-        .and_then(
-            |room: String, user: String, chat: Arc<Chat>, caller: Caller| async move {
-                let (room, user) = ids(&room, &user)?;
-                chat.invite(caller, room, user)?;
                 Ok::<_, Rejection>(no_content())
             },
         );
@@ -194,7 +177,9 @@ pub fn routes(
         .unify()
         .or(unmute)
         .unify()
-        .or(admins)
+        .or(set_admin)
+        .unify()
+        .or(unset_admin)
         .unify()
         .or(owner)
         .unify()
