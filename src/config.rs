@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// The smallest `storage.flush_interval` we accept. tokio-cron-scheduler looks for due
-/// jobs every 500 ms, so a shorter interval would only be a promise we do not keep.
-pub const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// The smallest `storage.flush_interval` we accept: below it, flushes would be all
+/// the disk does.
+pub const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The whole configuration of a server.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -234,10 +234,7 @@ impl Config {
             })
         };
         if self.storage.flush_interval < MIN_FLUSH_INTERVAL {
-            return invalid(
-                "storage.flush_interval",
-                "must be at least 500ms (the scheduler's tick)",
-            );
+            return invalid("storage.flush_interval", "must be at least 50ms");
         }
         if self.storage.path.as_os_str().is_empty() {
             return invalid("storage.path", "must not be empty");

@@ -1,5 +1,8 @@
 //! Background work (the original design's schedule module), owned by one handle:
-//! - the write-behind flush every `storage.flush_interval` (tokio-cron-scheduler);
+//! - the write-behind flush every `storage.flush_interval`, on a plain tokio
+//!   interval: tokio-cron-scheduler's repeated jobs stop firing when the runtime is
+//!   busy (its issue #113: the next tick drifts into the past and is never due
+//!   again), which measured as no flush at all under load, an unbounded loss window;
 //! - in `sync` durability, the group-commit flusher: it flushes as soon as messages
 //!   wait, so that one disk flush covers everything that arrived during the last;
 //! - the expiry of bans and mutes every few seconds, announced to the rooms;
@@ -11,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use crate::chat::Chat;
@@ -26,8 +30,12 @@ const FLUSH_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// The running background work. [`Jobs::stop`] ends all of it.
 pub struct Jobs {
+    /// Expiry and housekeeping, which tolerate a late tick.
     scheduler: JobScheduler,
-    group_commit: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    /// Tells the flush tasks to stop.
+    stop: watch::Sender<bool>,
+    /// The periodic flush and, in `sync` mode, the group-commit flusher.
+    flushers: Vec<JoinHandle<()>>,
 }
 
 impl Jobs {
@@ -37,13 +45,6 @@ impl Jobs {
         durability: Durability,
     ) -> Result<Self, JobSchedulerError> {
         let scheduler = JobScheduler::new().await?;
-        let flusher = Arc::clone(&chat);
-        scheduler
-            .add(Job::new_repeated_async(flush_interval, move |_, _| {
-                let chat = Arc::clone(&flusher);
-                Box::pin(async move { flush(&chat).await })
-            })?)
-            .await?;
         let expirer = Arc::clone(&chat);
         scheduler
             .add(Job::new_repeated_async(EXPIRY_INTERVAL, move |_, _| {
@@ -62,19 +63,25 @@ impl Jobs {
             )?)
             .await?;
         scheduler.start().await?;
-        let group_commit = (durability == Durability::Sync).then(|| {
-            let (stop, stopped) = watch::channel(false);
-            (stop, tokio::spawn(group_commit(chat, stopped)))
-        });
+        let (stop, stopped) = watch::channel(false);
+        let mut flushers = vec![tokio::spawn(periodic_flush(
+            Arc::clone(&chat),
+            flush_interval,
+            stopped.clone(),
+        ))];
+        if durability == Durability::Sync {
+            flushers.push(tokio::spawn(group_commit(chat, stopped)));
+        }
         Ok(Self {
             scheduler,
-            group_commit,
+            stop,
+            flushers,
         })
     }
 
     pub async fn stop(mut self) {
-        if let Some((stop, task)) = self.group_commit.take() {
-            let _ = stop.send(true);
+        let _ = self.stop.send(true);
+        for task in self.flushers.drain(..) {
             let _ = task.await;
         }
         if let Err(e) = self.scheduler.shutdown().await {
@@ -101,20 +108,38 @@ async fn flush(chat: &Chat) {
     }
 }
 
+/// Resolves once the flush tasks are told to stop.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Flushes every `interval` (in `sync` mode too, where it keeps readiness informed
+/// while no message arrives), until told to stop.
+async fn periodic_flush(chat: Arc<Chat>, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => flush(&chat).await,
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
 /// Flushes whenever messages wait, until told to stop.
 async fn group_commit(chat: Arc<Chat>, mut stop: watch::Receiver<bool>) {
     loop {
         if chat.buffered_messages() == 0 {
             tokio::select! {
                 _ = chat.message_pushed() => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stopped(&mut stop) => return,
             }
         }
         flush(&chat).await;
         if chat.flush_failing() {
             tokio::select! {
                 _ = tokio::time::sleep(FLUSH_RETRY_DELAY) => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stopped(&mut stop) => return,
             }
         }
     }

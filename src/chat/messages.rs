@@ -13,7 +13,7 @@ use super::{Caller, Chat, Directory, RoomEntry};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::store::records::*;
-use crate::store::{Batch, FlushReport, StoreResult};
+use crate::store::{Batch, FlushReport, Generation, StoreResult};
 
 /// A client's own id for a message, echoed back with it.
 pub const CLIENT_MSG_ID_MAX_BYTES: usize = 64;
@@ -37,6 +37,26 @@ pub enum Before {
 pub struct Sent {
     pub view: MessageView,
     pub duplicate: bool,
+}
+
+/// A message accepted, maybe still on its way to the disk.
+pub struct Accepted {
+    pub sent: Sent,
+    /// In `sync` mode, the batch to wait for before acknowledging.
+    generation: Option<Generation>,
+}
+
+impl Accepted {
+    /// Whether [`Chat::stored`] has anything to wait for.
+    pub fn waits(&self) -> bool {
+        self.generation.is_some()
+    }
+}
+
+/// A message already stored under a client's id.
+struct Original {
+    room_id: RoomId,
+    message: Arc<Message>,
 }
 
 /// What a reconnecting client missed in a room.
@@ -79,9 +99,8 @@ impl Chat {
         Ok(())
     }
 
-    /// Accepts a message from a member: numbers it, buffers it and delivers it to the
-    /// room, the sender included. In `buffered` mode it is delivered at once; in
-    /// `sync` mode the flush that stores it delivers it, and this returns only then.
+    /// Accepts a message from a member and, in `sync` mode, waits until it is stored
+    /// (and so delivered). See [`Chat::accept`] and [`Chat::stored`].
     pub async fn send(
         &self,
         caller: Caller,
@@ -89,6 +108,22 @@ impl Chat {
         content: String,
         client_msg_id: Option<String>,
     ) -> Result<Sent> {
+        let accepted = self.accept(caller, room_id, content, client_msg_id)?;
+        self.stored(accepted).await
+    }
+
+    /// Accepts a message from a member: numbers it, buffers it and, in `buffered`
+    /// mode, delivers it to the room, the sender included. In `sync` mode the flush
+    /// that stores it delivers it; [`Chat::stored`] waits for that. Separate from the
+    /// wait so that a connection can accept its next frames, in order, while earlier
+    /// ones wait for the disk: one flush then covers them all.
+    pub fn accept(
+        &self,
+        caller: Caller,
+        room_id: RoomId,
+        content: String,
+        client_msg_id: Option<String>,
+    ) -> Result<Accepted> {
         self.check_content(&content, client_msg_id.as_deref())?;
         let sync = self.settings.durability == Durability::Sync;
         if sync && self.store.flush_failing() {
@@ -110,104 +145,133 @@ impl Chat {
             })?;
         let sender_name = self.username(caller.user_id);
 
-        let (view, generation) = {
-            let directory = self.directory();
-            let room = directory.joined(room_id, caller.user_id)?;
-            check_not_muted(room, caller.user_id)?;
-            if room.record.direct.is_some()
-                && room
-                    .members
-                    .keys()
-                    .any(|&other| directory.blocks(other, caller.user_id))
-            {
-                return Err(Error::forbidden("blocked", "this user has blocked you"));
-            }
-            let mut sequence = room.sequence();
-            // Held from the lookup to the insert, so that two resends racing in
-            // different rooms cannot both store the message.
-            let mut client_ids = client_msg_id.as_ref().map(|_| self.pending_client_ids());
-            if let (Some(ids), Some(client_id)) = (&client_ids, &client_msg_id) {
-                let known = match ids.get(&caller.user_id).and_then(|m| m.get(client_id)) {
-                    Some(reference) => Some(*reference),
-                    None => self.store.client_msg_ref(caller.user_id, client_id)?,
-                };
-                if let Some(original) = known {
-                    if original.room_id != room_id {
-                        return Err(Error::conflict(
-                            "client_msg_id_reused",
-                            format!(
-                                "clientMsgId {client_id:?} was already used in room {}",
-                                original.room_id
-                            ),
-                        ));
-                    }
-                    let message = self
-                        .store
-                        .message(room_id, original.msg_id)?
-                        .ok_or(Error::Internal)?;
-                    return Ok(Sent {
+        let directory = self.directory();
+        let room = directory.joined(room_id, caller.user_id)?;
+        check_not_muted(room, caller.user_id)?;
+        if room.record.direct.is_some()
+            && room
+                .members
+                .keys()
+                .any(|&other| directory.blocks(other, caller.user_id))
+        {
+            return Err(Error::forbidden("blocked", "this user has blocked you"));
+        }
+        let mut sequence = room.sequence();
+        // Held from the lookup to the insert, so that two resends racing in
+        // different rooms cannot both store the message.
+        let mut client_ids = client_msg_id.as_ref().map(|_| self.pending_client_ids());
+        if let (Some(ids), Some(client_id)) = (&client_ids, &client_msg_id) {
+            if let Some(original) = self.original_of(ids, caller.user_id, client_id)? {
+                if original.room_id != room_id {
+                    return Err(Error::conflict(
+                        "client_msg_id_reused",
+                        format!(
+                            "clientMsgId {client_id:?} was already used in room {}",
+                            original.room_id
+                        ),
+                    ));
+                }
+                // In `sync` mode the original may still wait for the disk: answer
+                // once the batch being filled now, which comes after it, is stored.
+                return Ok(Accepted {
+                    sent: Sent {
                         view: MessageView {
-                            message,
+                            message: original.message,
                             sender_name,
                         },
                         duplicate: true,
-                    });
-                }
-            }
-            if sequence.last >= sequence.reserved {
-                let upto = sequence.last + MSG_ID_BLOCK;
-                self.store.reserve_msg_ids(room_id, upto)?;
-                sequence.reserved = upto;
-            }
-            sequence.last += 1;
-            let message = Arc::new(Message {
-                room_id,
-                msg_id: sequence.last,
-                sender_id: caller.user_id,
-                content,
-                created_at: now_millis(),
-                client_msg_id,
-            });
-            if let (Some(ids), Some(client_id)) = (&mut client_ids, &message.client_msg_id) {
-                ids.entry(caller.user_id).or_default().insert(
-                    client_id.clone(),
-                    MessageRef {
-                        room_id,
-                        msg_id: message.msg_id,
-                        created_at: message.created_at,
                     },
-                );
+                    generation: sync.then(|| self.store.pending_generation()),
+                });
             }
-            let generation = self.store.append_message(Arc::clone(&message));
-            let view = MessageView {
-                message,
-                sender_name,
-            };
-            if !sync {
-                self.bus.publish(
-                    audience(&directory, room, caller.user_id),
-                    Event::Chat(view.clone()),
-                );
-            }
-            (view, generation)
+        }
+        if sequence.last >= sequence.reserved {
+            let upto = sequence.last + MSG_ID_BLOCK;
+            self.store.reserve_msg_ids(room_id, upto)?;
+            sequence.reserved = upto;
+        }
+        sequence.last += 1;
+        let message = Arc::new(Message {
+            room_id,
+            msg_id: sequence.last,
+            sender_id: caller.user_id,
+            content,
+            created_at: now_millis(),
+            client_msg_id,
+        });
+        if let (Some(ids), Some(client_id)) = (&mut client_ids, &message.client_msg_id) {
+            ids.entry(caller.user_id).or_default().insert(
+                client_id.clone(),
+                MessageRef {
+                    room_id,
+                    msg_id: message.msg_id,
+                    created_at: message.created_at,
+                },
+            );
+        }
+        let generation = self.store.append_message(Arc::clone(&message));
+        let view = MessageView {
+            message,
+            sender_name,
         };
-
-        if sync
-            && tokio::time::timeout(SYNC_ACK_TIMEOUT, self.store.durable(generation))
-                .await
-                .is_err()
-        {
-            return Err(Error::Unavailable {
-                code: "storage_unavailable",
-                message: "the message was not stored in time; resend it with the same clientMsgId to learn whether it was"
-                    .into(),
-            });
+        if !sync {
+            self.bus.publish(
+                audience(&directory, room, caller.user_id),
+                Event::Chat(view.clone()),
+            );
         }
         self.metrics.messages_received.inc();
-        Ok(Sent {
-            view,
-            duplicate: false,
+        Ok(Accepted {
+            sent: Sent {
+                view,
+                duplicate: false,
+            },
+            generation: sync.then_some(generation),
         })
+    }
+
+    /// The message a user already sent under `client_id`, if it was stored (or is
+    /// buffered). A reference whose message is missing was written by a flush that a
+    /// crash cut short (references go to disk just before their messages): that
+    /// message was never stored, and the id is free again.
+    fn original_of(
+        &self,
+        pending: &PendingClientIds,
+        user: UserId,
+        client_id: &str,
+    ) -> Result<Option<Original>> {
+        let reference = match pending.get(&user).and_then(|m| m.get(client_id)) {
+            Some(reference) => *reference,
+            None => match self.store.client_msg_ref(user, client_id)? {
+                Some(reference) => reference,
+                None => return Ok(None),
+            },
+        };
+        Ok(self
+            .store
+            .message(reference.room_id, reference.msg_id)?
+            .filter(|m| m.sender_id == user && m.client_msg_id.as_deref() == Some(client_id))
+            .map(|message| Original {
+                room_id: reference.room_id,
+                message,
+            }))
+    }
+
+    /// Waits until an accepted message is stored, in `sync` mode; at once otherwise.
+    pub async fn stored(&self, accepted: Accepted) -> Result<Sent> {
+        if let Some(generation) = accepted.generation {
+            if tokio::time::timeout(SYNC_ACK_TIMEOUT, self.store.durable(generation))
+                .await
+                .is_err()
+            {
+                return Err(Error::Unavailable {
+                    code: "storage_unavailable",
+                    message: "the message was not stored in time; resend it with the same clientMsgId to learn whether it was"
+                        .into(),
+                });
+            }
+        }
+        Ok(accepted.sent)
     }
 
     /// Writes the oldest buffered batch to disk. In `sync` mode, delivers its

@@ -31,7 +31,7 @@ pub use view::Event;
 
 pub use accounts::Caller;
 use limits::RateLimiter;
-pub use messages::{Before, Replay, Sent};
+pub use messages::{Accepted, Before, Replay, Sent};
 pub use moderation::RoomChanges;
 pub use rooms::NewRoom;
 

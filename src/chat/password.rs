@@ -5,13 +5,28 @@ use argon2::Argon2;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 use rand::RngCore;
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
-/// Hashes a password with argon2id (the crate's default parameters) on a blocking
-/// thread: a hash takes tens of milliseconds of CPU.
+/// Hashes running at once. Each argon2id hash takes 19 MiB and tens of
+/// milliseconds of CPU: unbounded, a burst of registrations or logins would start a
+/// blocking thread per request, each keeping its 19 MiB in the allocator's arena.
+static HASHING: Semaphore = Semaphore::const_new(2);
+
+/// Runs an argon2 computation on a blocking thread, at most [`HASHING`] at once.
+async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let _permit = HASHING.acquire().await.map_err(|_| Error::Internal)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| Error::Internal)?
+}
+
+/// Hashes a password with argon2id (the crate's default parameters).
 pub async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
         let salt = SaltString::encode_b64(&salt).map_err(|e| {
@@ -27,12 +42,11 @@ pub async fn hash(password: String) -> Result<String> {
             })
     })
     .await
-    .map_err(|_| Error::Internal)?
 }
 
-/// Checks a password against a stored hash, on a blocking thread.
+/// Checks a password against a stored hash.
 pub async fn verify(password: String, stored: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let parsed = PasswordHash::new(&stored).map_err(|e| {
             tracing::error!(error = %e, "a stored password hash does not parse");
             Error::Internal
@@ -42,7 +56,6 @@ pub async fn verify(password: String, stored: String) -> Result<bool> {
             .is_ok())
     })
     .await
-    .map_err(|_| Error::Internal)?
 }
 
 /// A new bearer token: 256 random bits as 64 hex digits.

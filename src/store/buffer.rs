@@ -132,6 +132,11 @@ impl WriteBehind {
         generation
     }
 
+    /// The generation of the batch being filled now.
+    pub fn pending_generation(&self) -> Generation {
+        self.state().pending_generation
+    }
+
     pub fn len(&self) -> usize {
         let state = self.state();
         state.pending.len + state.in_flight.as_ref().map_or(0, |(_, b)| b.len)

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
@@ -15,7 +16,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::codec::{self, Command};
 use crate::chat::view::{ErrorEvent, Event, ResyncEvent};
-use crate::chat::{Caller, Chat, Replay};
+use crate::chat::{Accepted, Caller, Chat, Replay, Sent};
 use crate::events::{CloseReason, Delivery};
 use crate::server::Shutdown;
 use crate::store::records::{MsgId, RoomId};
@@ -27,6 +28,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// How long the close frame may wait behind unread data before the connection is
 /// dropped without it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages of one connection that may wait for the disk at once (`sync` mode);
+/// beyond, the connection's frames are read only as earlier ones are stored.
+const MAX_WAITING: usize = 256;
 /// Events written to the socket before it is flushed, when many are queued.
 const MAX_BATCH: usize = 64;
 
@@ -77,12 +81,26 @@ pub async fn run<S>(
     let mut ping = interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heard_since_ping = true;
+    // Accepted messages waiting for the disk (`sync` mode), acknowledged in order.
+    let mut waiting = FuturesOrdered::new();
+    // Made once, not on every turn of the loop.
+    let closed = subscription.control.closed();
+    tokio::pin!(closed);
+    let signalled = shutdown.signalled();
+    tokio::pin!(signalled);
     let close = loop {
         tokio::select! {
-            frame = socket.next() => {
+            frame = socket.next(), if waiting.len() < MAX_WAITING => {
                 heard_since_ping = true;
                 let outcome = match frame {
-                    Some(Ok(Message::Text(text))) => session.handle(&mut socket, text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => match session.handle(text.as_str()) {
+                        Handled::Done => Ok(()),
+                        Handled::Reply(event) => send_event(&mut socket, event).await,
+                        Handled::Wait(accepted, reference) => {
+                            waiting.push_back(acknowledge(&chat, accepted, reference));
+                            Ok(())
+                        }
+                    },
                     Some(Ok(Message::Binary(_))) => send_error(&mut socket, ErrorEvent {
                         error: "invalid_frame",
                         message: "binary frames are not supported; send JSON text frames".into(),
@@ -103,6 +121,19 @@ pub async fn run<S>(
                     break None;
                 }
             }
+            Some(acknowledged) = waiting.next(), if !waiting.is_empty() => {
+                let outcome = match acknowledged {
+                    // A resend: nothing went to the room, so the sender alone learns
+                    // which msgId its message got.
+                    Ok(sent) if sent.duplicate => send_event(&mut socket, Event::Chat(sent.view)).await,
+                    // The stored message came through the bus, like everyone's.
+                    Ok(_) => Ok(()),
+                    Err(error) => send_error(&mut socket, error).await,
+                };
+                if outcome.is_err() {
+                    break None;
+                }
+            }
             delivery = subscription.rx.recv() => {
                 let Some(delivery) = delivery else { break None };
                 // A client that stops reading blocks this write; its queue then
@@ -113,10 +144,10 @@ pub async fn run<S>(
                             break None;
                         }
                     }
-                    reason = subscription.control.closed() => break Some(close_for(reason)),
+                    reason = &mut closed => break Some(close_for(reason)),
                 }
             }
-            reason = subscription.control.closed() => break Some(close_for(reason)),
+            reason = &mut closed => break Some(close_for(reason)),
             _ = ping.tick() => {
                 if !heard_since_ping {
                     break Some(close_frame(CloseCode::Away, "no answer to ping"));
@@ -126,7 +157,7 @@ pub async fn run<S>(
                     break None;
                 }
             }
-            _ = shutdown.signalled() => {
+            _ = &mut signalled => {
                 break Some(close_frame(CloseCode::Away, "server shutting down"));
             }
         }
@@ -245,39 +276,53 @@ impl Session<'_> {
         socket.flush().await
     }
 
-    /// Runs one client frame. Refusals are answered with an `error` event; only a
-    /// failing socket is an error here.
-    async fn handle<S>(&mut self, socket: &mut Socket<S>, frame: &str) -> Result<(), WsError>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
+    /// Runs one client frame: what to answer, or what to wait for.
+    fn handle(&mut self, frame: &str) -> Handled {
         match codec::decode(frame) {
             Ok(Command::Chat {
                 room_id,
                 content,
                 client_msg_id,
             }) => {
-                let echo_id = client_msg_id.clone();
+                let reference =
+                    || json!({"event": "chat", "chatSeq": room_id, "clientMsgId": client_msg_id});
                 match self
                     .chat
-                    .send(self.caller, room_id, content, client_msg_id)
-                    .await
+                    .accept(self.caller, room_id, content, client_msg_id.clone())
                 {
+                    Ok(accepted) if accepted.waits() => Handled::Wait(accepted, reference()),
                     // A resend: nothing went to the room, so the sender alone learns
                     // which msgId its message got.
-                    Ok(sent) if sent.duplicate => send_event(socket, Event::Chat(sent.view)).await,
-                    // The accepted message comes back through the bus, like everyone's.
-                    Ok(_) => Ok(()),
-                    Err(e) => {
-                        let reference =
-                            json!({"event": "chat", "chatSeq": room_id, "clientMsgId": echo_id});
-                        send_error(socket, refusal(&e, reference)).await
+                    Ok(accepted) if accepted.sent.duplicate => {
+                        Handled::Reply(Event::Chat(accepted.sent.view))
                     }
+                    // The accepted message comes back through the bus, like everyone's.
+                    Ok(_) => Handled::Done,
+                    Err(e) => Handled::Reply(Event::Error(refusal(&e, reference()))),
                 }
             }
-            Err(error) => send_error(socket, error).await,
+            Err(error) => Handled::Reply(Event::Error(error)),
         }
     }
+}
+
+/// What a client frame calls for.
+enum Handled {
+    Done,
+    Reply(Event),
+    /// A message accepted in `sync` mode: acknowledged once stored.
+    Wait(Accepted, serde_json::Value),
+}
+
+/// Waits for an accepted message to be stored; the refusal to send if it is not.
+async fn acknowledge(
+    chat: &Chat,
+    accepted: Accepted,
+    reference: serde_json::Value,
+) -> Result<Sent, ErrorEvent> {
+    chat.stored(accepted)
+        .await
+        .map_err(|e| refusal(&e, reference))
 }
 
 fn refusal(error: &crate::error::Error, reference: serde_json::Value) -> ErrorEvent {
