@@ -321,10 +321,6 @@ impl Chat {
         &self.bus
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
