@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole benchmark: builds in release mode, runs every scenario against daehwa and
 # the two baselines (the ceiling and socket.io) with the load generator pinned to
-# core 0 and each server to core 1, then writes the tables into BENCHMARKS.md and the
-# charts into docs/bench/. About 10 minutes on a 2-core machine.
+# core 0 and each server to core 1, repeats fan-out 100 at the target rates twice for
+# daehwa and the ceiling (the CPU targets use medians), then writes the tables into
+# BENCHMARKS.md and the charts into docs/bench/. About 10 minutes on a 2-core machine.
 #
 #   bench/run.sh            the published sizes
 #   bench/run.sh --quick    small sizes, to try the script (about 4 minutes)
@@ -31,6 +32,7 @@ started=$(date +%s)
 
 if $quick; then
   n100_rates=50000,100000,200000
+  n100_primary=100000
   n10_rates=10000,50000
   n500_rates=50000
   rooms=(--rooms 20 --members 10)
@@ -41,6 +43,7 @@ if $quick; then
   persistence_messages=100000
 else
   n100_rates=25000,50000,100000,150000,200000,300000
+  n100_primary=50000,100000,200000
   n10_rates=10000,25000,50000,100000,200000
   n500_rates=25000,50000,100000,200000
   rooms=(--rooms 100 --members 10)
@@ -70,15 +73,31 @@ echo "== start-up"
 "${bench[@]}" startup "${common[@]}" --data-dir "$work/history" --runs 5
 echo "== persistence"
 "${bench[@]}" persistence "${common[@]}" --seconds "$persistence_seconds" --messages "$persistence_messages" --warmup 0 \
-  --flush-intervals 500ms,1s,5s
+  --flush-intervals 100ms,500ms,1s,5s
+# A session keeps reading while up to 256 of its messages wait for the disk, so one
+# connection alone should fill a group commit; 128 connections × 8 is the many-
+# connections case.
+echo "== persistence, sync, 1 connection"
+"${bench[@]}" persistence "${common[@]}" --seconds "$persistence_seconds" --messages 100000 --warmup 0 \
+  --sync-only --connections 1 --window 256
 echo "== persistence, sync, 128 connections"
 "${bench[@]}" persistence "${common[@]}" --seconds "$persistence_seconds" --messages 100000 --warmup 0 \
   --sync-only --connections 128 --window 8
 
+# The CPU per delivery of one run varies by ±15% here (the ceiling's most): the
+# ratios the targets are about are taken over medians of three runs.
+for rep in 1 2; do
+  for target in daehwa ceiling; do
+    echo "== fan-out, 100 clients, repeat $rep: $target"
+    "${bench[@]}" fanout "${common[@]}" --repeat --target "$target" --clients 100 --rates "$n100_primary"
+  done
+done
+
 elapsed=$(( $(date +%s) - started ))
+loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)
 note="Run of $(date -u +%Y-%m-%d) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), \
 $(nproc) cores, Linux $(uname -r), daehwa at ${DAEHWA_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}, \
-rustc $(rustc --version | cut -d' ' -f2), node $(node --version). Load average before the run: $loadavg_before \
-(the machine was shared with other builds; expect noise). Took ${elapsed} s. Raw records: \`$results\`."
+rustc $(rustc --version | cut -d' ' -f2), node $(node --version). Load average before the run: $loadavg_before, after: $loadavg_after \
+(the load generator and the server keep about 2 busy themselves; more means the machine was shared: expect noise). Took ${elapsed} s. Raw records: \`$results\`."
 target/release/daehwa-bench report --results "$results" --markdown BENCHMARKS.md --charts docs/bench --note "$note"
 echo "wrote BENCHMARKS.md and docs/bench/ from $results"

@@ -126,6 +126,9 @@ enum Command {
         dir: PathBuf,
         #[arg(long, default_value_t = 200)]
         batches: u64,
+        /// Values per `apply_batch`.
+        #[arg(long, default_value_t = 1000)]
+        batch: u64,
         #[arg(long, default_value_t = 3.0)]
         singles_seconds: f64,
     },
@@ -231,8 +234,9 @@ fn main() -> ExitCode {
         Command::SledRaw {
             dir,
             batches,
+            batch,
             singles_seconds,
-        } => scenarios::sled_raw(&dir, batches, singles_seconds).map(|v| println!("{v}")),
+        } => scenarios::sled_raw(&dir, batches, batch, singles_seconds).map(|v| println!("{v}")),
         Command::Ceiling { bind } => return ceiling::main(bind),
         Command::Report {
             results,

@@ -51,8 +51,34 @@ fn thousands(x: f64) -> String {
 fn load_runs<'a>(records: &'a [Value], scenario: &str) -> Vec<&'a Value> {
     records
         .iter()
-        .filter(|r| s(r, "scenario") == scenario && r.get("outcome").is_some())
+        .filter(|r| s(r, "scenario") == scenario && r.get("outcome").is_some() && !is_repeat(r))
         .collect()
+}
+
+fn is_repeat(r: &Value) -> bool {
+    r.get("repeat").and_then(Value::as_bool) == Some(true)
+}
+
+/// Every fan-out run of `target` with `members` clients at `rate`, repeats included.
+fn runs_at<'a>(records: &'a [Value], target: &str, members: u64, rate: f64) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| {
+            s(r, "scenario") == "fanout"
+                && s(r, "target") == target
+                && r["outcome"]["clients"].as_u64() == Some(members)
+                && (f(&r["outcome"], "offered_deliveries_per_s") - rate).abs() < rate * 0.01
+        })
+        .collect()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
 }
 
 fn load_table(out: &mut String, runs: &[&Value]) {
@@ -260,6 +286,40 @@ fn charts(runs: &[&Value], dir: &Path, out: &mut String) -> Result<(), BoxError>
     Ok(())
 }
 
+/// The runs at the primary rates side by side, when some were repeated.
+fn repeats_table(out: &mut String, records: &[Value]) {
+    if !records.iter().any(is_repeat) {
+        return;
+    }
+    out.push_str("\nRepeated right after the full run (the first figure of each cell is the run above). The CPU targets use the medians.\n\n| server | offered deliveries/s | server CPU µs/delivery, each run | median | p99 ms, each run |\n|---|---:|---|---:|---|\n");
+    for target in TARGETS {
+        for rate in [50_000.0, 100_000.0, 200_000.0] {
+            let runs = runs_at(records, target, 100, rate);
+            if runs.len() < 2 {
+                continue;
+            }
+            let each = |path: &str, digits: usize| {
+                runs.iter()
+                    .map(|r| num(f(&r["outcome"], path), digits))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            };
+            let cpus = runs
+                .iter()
+                .map(|r| f(&r["outcome"], "server_cpu_us_per_delivery"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {target} | {} | {} | {} | {} |",
+                thousands(rate),
+                each("server_cpu_us_per_delivery", 2),
+                num(median(cpus), 2),
+                each("latency.p99_ms", 2),
+            );
+        }
+    }
+}
+
 struct Verdict {
     goal: &'static str,
     measured: String,
@@ -268,8 +328,18 @@ struct Verdict {
 
 fn verdicts(records: &[Value], fanout: &[&Value]) -> Vec<Verdict> {
     let mut v = Vec::new();
-    let cpu = |target: &str, rate: f64| {
-        at_rate(fanout, target, 100, rate).map(|r| f(&r["outcome"], "server_cpu_us_per_delivery"))
+    // The median over the run and its repeats, if any.
+    let mut most_runs = 0;
+    let mut cpu = |target: &str, rate: f64| {
+        let runs = runs_at(records, target, 100, rate);
+        most_runs = most_runs.max(runs.len());
+        (!runs.is_empty()).then(|| {
+            median(
+                runs.iter()
+                    .map(|r| f(&r["outcome"], "server_cpu_us_per_delivery"))
+                    .collect(),
+            )
+        })
     };
     let mut ratio_socketio = Vec::new();
     let mut ratio_ceiling = Vec::new();
@@ -282,11 +352,16 @@ fn verdicts(records: &[Value], fanout: &[&Value]) -> Vec<Verdict> {
         }
     }
     let show = |ratios: &[(f64, f64)]| {
-        ratios
+        let shown = ratios
             .iter()
             .map(|(rate, x)| format!("{:.2}× at {}/s", x, thousands(*rate)))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if most_runs > 1 {
+            format!("{shown} (medians of up to {most_runs} runs each)")
+        } else {
+            shown
+        }
     };
     v.push(Verdict {
         goal: "daehwa CPU per delivery ≤ 1/3 of socket.io's (fan-out 100)",
@@ -369,10 +444,15 @@ fn verdicts(records: &[Value], fanout: &[&Value]) -> Vec<Verdict> {
                 Some(m) => {
                     let rate = f(m, "accepted_msgs_per_s");
                     format!(
-                        "{:.1}× ({}/s with {} connections vs {}/s)",
+                        "{:.1}× ({}/s with {}{} vs {}/s)",
                         rate / single,
                         thousands(rate),
-                        m["outcome"]["clients"],
+                        match m["outcome"]["clients"].as_u64() {
+                            Some(1) => "1 connection".to_owned(),
+                            n => format!("{} connections", n.unwrap_or(0)),
+                        },
+                        m.get("window")
+                            .map_or(String::new(), |w| format!(" × {w} in flight")),
                         thousands(single)
                     )
                 }
@@ -438,6 +518,7 @@ fn generate(records: &[Value], charts_dir: &Path, note: &str) -> Result<String, 
         })
         .collect();
     load_table(&mut out, &primary);
+    repeats_table(&mut out, records);
 
     out.push_str(&format!("\n### Knee: highest offered load with p99 < {KNEE_P99_MS} ms, nothing lost, ≥ 90% delivered in time\n\n"));
     out.push_str("| clients in the room | daehwa | ceiling | socket.io |\n|---:|---|---|---|\n");
@@ -544,20 +625,20 @@ fn generate(records: &[Value], charts_dir: &Path, note: &str) -> Result<String, 
         .filter(|r| s(r, "scenario") == "persistence")
         .collect();
     if !persistence.is_empty() {
-        out.push_str("\n### Persistence: messages per second into sled\n\nClosed loop: each connection alone in its room; 8 connections with 128 messages in flight each and 300 000 messages per mode, unless the row says otherwise (the 128-connection sync row: 8 in flight each, 100 000 messages). *Accepted*: echoes per second while sending. *Persisted, end to end*: messages sent ÷ time from the first send until the last of them is on disk (by the periodic flush, or by the final flush at shutdown when the periodic one stopped). *Periodic flush*: Σ messages ÷ Σ flush time from the server's `buffer flushed` log lines, under load. *Final flush*: what the shutdown flush stored, per second.\n\n| mode | connections | accepted msgs/s | persisted msgs/s, end to end | periodic flush msgs/s | messages per flush | final flush msgs/s | p99 ms (echo) | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        out.push_str("\n### Persistence: messages per second into sled\n\nClosed loop: each connection alone in its room, with the given number of messages in flight each (the server's `sync` mode acknowledges a connection's messages in order, up to 256 of them waiting for the disk at once); each mode sends the row's number of messages. *Accepted*: echoes per second while sending. *Persisted, end to end*: messages sent ÷ time from the first send until the last of them is on disk (by the periodic flush, or by the final flush at shutdown when the periodic one stopped). *Periodic flush*: Σ messages ÷ Σ flush time from the server's `buffer flushed` log lines, under load. *Final flush*: what the shutdown flush stored, per second.\n\n| mode | connections × in flight | messages | accepted msgs/s | persisted msgs/s, end to end | periodic flush msgs/s | messages per flush | final flush msgs/s | p99 ms (echo) | note |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
         for r in persistence {
             if s(r, "target") == "sled-raw" {
                 let reference = &r["reference"];
                 let _ = writeln!(
                     out,
-                    "| raw sled: apply_batch of 1 000 × 150 B + flush | – | – | {} | – | 1000 | – | – | reference |\n| raw sled: insert + flush per message | – | – | {} | – | 1 | – | – | sync reference |",
+                    "| raw sled: apply_batch of 1 000 × 150 B + flush | – | – | – | {} | – | 1000 | – | – | reference |\n| raw sled: insert + flush per message | – | – | – | {} | – | 1 | – | – | sync reference |",
                     thousands(f(reference, "apply_batch_msgs_per_s")),
                     thousands(f(reference, "flush_per_message_msgs_per_s"))
                 );
             } else if let Some(skipped) = r.get("skipped") {
                 let _ = writeln!(
                     out,
-                    "| {} | – | – | – | – | – | – | – | skipped: {} |",
+                    "| {} | – | – | – | – | – | – | – | – | skipped: {} |",
                     s(r, "mode"),
                     skipped.as_str().unwrap_or("")
                 );
@@ -576,9 +657,13 @@ fn generate(records: &[Value], charts_dir: &Path, note: &str) -> Result<String, 
                 }
                 let _ = writeln!(
                     out,
-                    "| daehwa, {} | {} | {} | {} | {} | {} | {} | {} | {note} |",
+                    "| daehwa, {} | {} | {} | {} | {} | {} | {} | {} | {} | {note} |",
                     s(r, "mode"),
-                    r["outcome"]["clients"],
+                    match r.get("window") {
+                        Some(window) => format!("{} × {window}", r["outcome"]["clients"]),
+                        None => r["outcome"]["clients"].to_string(),
+                    },
+                    thousands(f(r, "outcome.sent")),
                     thousands(f(r, "accepted_msgs_per_s")),
                     thousands(f(r, "persisted_end_to_end_msgs_per_s")),
                     thousands(f(r, "flush_path_msgs_per_s")),

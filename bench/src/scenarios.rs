@@ -36,10 +36,17 @@ pub struct Common {
     /// Seconds of warm-up (delivered and checked, not timed).
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
+    /// Marks the records as repeats of measurements already made: the report uses
+    /// them only for the medians in the targets and in the repeats table.
+    #[arg(long)]
+    pub repeat: bool,
 }
 
 /// Appends a record to the results file and prints it.
-pub fn record(common: &Common, value: Value) {
+pub fn record(common: &Common, mut value: Value) {
+    if common.repeat {
+        value["repeat"] = Value::Bool(true);
+    }
     let line = value.to_string();
     println!("{line}");
     if let Some(out) = &common.out {
@@ -688,6 +695,8 @@ pub async fn persistence(
                 "scenario": "persistence",
                 "target": "daehwa",
                 "mode": label,
+                "window": window,
+                "messages_per_mode": messages,
                 "accepted_msgs_per_s": outcome.msgs_per_s,
                 "persisted_end_to_end_msgs_per_s": end_to_end,
                 "flushed_messages": on_disk,
@@ -707,8 +716,12 @@ pub async fn persistence(
 
 /// The raw sled figures: `apply_batch` of 1 000 values of 150 bytes with a `flush()`
 /// after each batch, and one `insert` + `flush()` per message.
-pub fn sled_raw(dir: &Path, batches: u64, singles_seconds: f64) -> Result<Value, BoxError> {
-    const BATCH: u64 = 1000;
+pub fn sled_raw(
+    dir: &Path,
+    batches: u64,
+    batch_len: u64,
+    singles_seconds: f64,
+) -> Result<Value, BoxError> {
     let db = sled::open(dir)?;
     let tree = db.open_tree("roomid_msgid_message")?;
     let value = vec![b'v'; 150];
@@ -721,13 +734,13 @@ pub fn sled_raw(dir: &Path, batches: u64, singles_seconds: f64) -> Result<Value,
     let started = Instant::now();
     for b in 0..batches {
         let mut batch = sled::Batch::default();
-        for i in 0..BATCH {
-            batch.insert(&key(1, b * BATCH + i + 1), value.clone());
+        for i in 0..batch_len {
+            batch.insert(&key(1, b * batch_len + i + 1), value.clone());
         }
         tree.apply_batch(batch)?;
         db.flush()?;
     }
-    let batched = (batches * BATCH) as f64 / started.elapsed().as_secs_f64();
+    let batched = (batches * batch_len) as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut singles = 0u64;
     while started.elapsed().as_secs_f64() < singles_seconds {
@@ -738,7 +751,7 @@ pub fn sled_raw(dir: &Path, batches: u64, singles_seconds: f64) -> Result<Value,
     let single = singles as f64 / started.elapsed().as_secs_f64();
     Ok(json!({
         "apply_batch_msgs_per_s": batched,
-        "batch": BATCH,
+        "batch": batch_len,
         "value_bytes": 150,
         "flush_per_message_msgs_per_s": single,
     }))
