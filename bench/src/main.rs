@@ -137,7 +137,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: SocketAddr,
     },
-    /// Turns a results file into BENCHMARKS.md's tables and SVG charts.
+    /// Turns a results file into BENCHMARKS.md's tables and SVG charts. Records
+    /// marked `"superseded_by"` (replaced by a later re-run) are left out.
     Report {
         #[arg(long)]
         results: PathBuf,

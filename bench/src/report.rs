@@ -55,6 +55,13 @@ fn load_runs<'a>(records: &'a [Value], scenario: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// A record kept for the history of the figures but replaced by a later re-run of the
+/// same measurement: marked `"superseded_by": "<commit of the re-run>"`, and left out
+/// of every table.
+fn is_superseded(r: &Value) -> bool {
+    r.get("superseded_by").is_some_and(|v| !v.is_null())
+}
+
 fn is_repeat(r: &Value) -> bool {
     r.get("repeat").and_then(Value::as_bool) == Some(true)
 }
@@ -705,7 +712,10 @@ pub fn write(results: &Path, markdown: &Path, charts: &Path, note: &str) -> Resu
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<Value>, _>>()?
+        .into_iter()
+        .filter(|r| !is_superseded(r))
+        .collect();
     let block = generate(&records, charts, note)?;
     let existing = std::fs::read_to_string(markdown).unwrap_or_else(|_| "# Benchmarks\n\n".into());
     let text = match (existing.find(BEGIN), existing.find(END)) {
