@@ -126,7 +126,9 @@ pub fn backup(
         Ok(store) => {
             let file =
                 std::fs::File::create(&partial).map_err(io("cannot create the backup file"))?;
-            store.export(file)?
+            let stats = store.export(file)?;
+            store.close()?;
+            stats
         }
         Err(StoreError::Locked) => {
             let addr = server_addr.unwrap_or_else(|| loopback(config.server.bind));

@@ -105,6 +105,17 @@ impl ConfigArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        None | Some(Command::Serve(_)) | Some(Command::CheckConfig { .. })
+    ) {
+        // The operator's commands print their results; the log only carries the
+        // warnings and the detail of an error (a store failure, say).
+        init_tracing(&LogConfig {
+            level: "warn".to_owned(),
+            format: LogFormat::Pretty,
+        });
+    }
     let outcome = match cli.command.unwrap_or(Command::Serve(ConfigArgs::default())) {
         Command::Serve(args) => serve(args),
         Command::Admin { config, action } => {
@@ -203,8 +214,7 @@ fn run_admin(config: &Config, action: AdminAction) -> Result<(), ExitCode> {
             AdminAction::ListUsers => admin::list_users(&chat),
             AdminAction::ListRooms => admin::list_rooms(&chat),
         };
-        // Accounts are written through; this makes them durable before we exit.
-        chat.flush_db().await?;
+        chat.close()?;
         Ok::<_, AdminError>(text)
     }))
 }

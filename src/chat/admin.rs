@@ -136,9 +136,10 @@ impl Chat {
         rooms
     }
 
-    /// Flushes sled's caches (the written-through records) to disk.
-    pub async fn flush_db(&self) -> Result<()> {
-        Ok(self.store.flush_db().await?)
+    /// Closes the store after an admin command: the written-through records are
+    /// flushed, and the clean-shutdown marker is as it was found.
+    pub fn close(&self) -> Result<()> {
+        Ok(self.store.close()?)
     }
 
     /// A consistent snapshot of the database, with everything buffered flushed first.

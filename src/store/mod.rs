@@ -214,7 +214,9 @@ impl Store {
                 )))
             }
             None => {
+                // A new database: as clean as after a graceful shutdown.
                 meta.insert(SCHEMA_KEY, SCHEMA)?;
+                meta.insert(CLEAN_KEY, &[1])?;
                 db.flush()?;
             }
         }
@@ -573,6 +575,17 @@ impl Store {
             }
         }
         Ok(pruned)
+    }
+
+    /// Closes the database for a command that wrote no messages (admin, backup): the
+    /// clean-shutdown marker is put back as it was found, so that the next start
+    /// still knows whether the last server run crashed.
+    pub fn close(&self) -> StoreResult<()> {
+        if self.inner.clean_start {
+            self.inner.meta.insert(CLEAN_KEY, &[1])?;
+        }
+        self.inner.db.flush()?;
+        Ok(())
     }
 
     /// Marks the database as closed cleanly. Called last, after the final flush.

@@ -188,6 +188,15 @@ async fn admin_commands_on_a_data_dir() {
             .json(&json!({"chatType": "public", "chatName": "general"})),
     )
     .await;
+    let say = |server: &Server, token: &str| {
+        send(
+            reqwest::Client::new()
+                .post(server.url("/api/chatrooms/1/messages"))
+                .bearer_auth(token)
+                .json(&json!({"content": "hello"})),
+        )
+    };
+    assert_eq!(say(&server, token).await.1["msgId"], 1);
 
     // While the server holds the directory, the commands refuse and change nothing.
     let (code, _, err) = admin(&["create-user", "carol"], Some("carol's password\n"));
@@ -202,6 +211,15 @@ async fn admin_commands_on_a_data_dir() {
         "{out}"
     );
     assert!(!admin(&["list-users"], None).1.contains("carol"));
+    // The commands left the directory as cleanly shut down as they found it: ids go
+    // on at 2, not above a crash's reserved block.
+    let server = Server::start_in(&data, &[]).await;
+    assert_eq!(say(&server, token).await.1["msgId"], 2);
+    assert!(
+        !server.logs().contains("did not shut down cleanly"),
+        "{}",
+        server.logs()
+    );
 }
 
 #[tokio::test]
