@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{Client, Server, Ws, PATIENCE};
+use crate::harness::{send, Client, Server, Ws, PATIENCE};
 
 /// Kill -9 cycles per mode; `DAEHWA_CRASH_CYCLES` runs more (for docs/DURABILITY.md).
 fn crash_cycles() -> usize {
@@ -534,5 +534,150 @@ async fn sync_mode_groups_the_messages_of_one_connection() {
     assert!(
         flushes < 100.0,
         "200 messages took {flushes} flushes: no grouping"
+    );
+}
+
+/// Unmounts a test's tmpfs when the test ends, however it ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A disk that fills up: in `sync` mode the server refuses new messages with 503
+/// rather than acknowledging what it cannot store, says so on /readyz, stays up, and
+/// every message it did acknowledge is in history.
+#[tokio::test]
+async fn a_full_disk_in_sync_mode_refuses_instead_of_acknowledging() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let disk = tmp.path().join("disk");
+    std::fs::create_dir(&disk).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    let _unmount = Mounted(disk.clone());
+    let config = write_config(tmp.path(), "sync");
+    let mut server = Server::start_in(
+        &disk.join("data"),
+        &["--config", config.to_str().expect("path")],
+    )
+    .await;
+    let alice = server.register("alice").await;
+    let room = alice.create_room("public", "general", None).await;
+
+    let content = "x".repeat(16_000);
+    let mut acknowledged = 0u64;
+    let mut refused = None;
+    for n in 0..2000 {
+        let reply = alice
+            .post(
+                &format!("/api/chatrooms/{room}/messages"),
+                json!({"content": content, "clientMsgId": format!("m{n}")}),
+            )
+            .await;
+        match reply.0 {
+            StatusCode::CREATED => {
+                acknowledged += 1;
+                assert_eq!(
+                    reply.1["msgId"], acknowledged,
+                    "acknowledged ids are consecutive"
+                );
+            }
+            _ => {
+                refused = Some(reply);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("4 MB of disk filled up");
+    assert_eq!(refused.0, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.1);
+    assert_eq!(refused.1["error"], "storage_unavailable");
+    // Refused again, at once, while flushes fail.
+    let again = alice
+        .post(
+            &format!("/api/chatrooms/{room}/messages"),
+            json!({"content": "small"}),
+        )
+        .await;
+    assert_eq!(again.0, StatusCode::SERVICE_UNAVAILABLE, "{}", again.1);
+    let ready = send(reqwest::Client::new().get(server.url("/readyz"))).await;
+    assert_eq!(ready.0, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.1);
+    assert!(
+        ready.1["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("flushes are failing")),
+        "{}",
+        ready.1
+    );
+    assert_eq!(
+        send(reqwest::Client::new().get(server.url("/healthz")))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert!(
+        server.logs().contains("flush failed"),
+        "the failure is logged"
+    );
+    // The final flush cannot store what waits either: the exit says so.
+    let status = server.stop().await;
+    assert!(
+        !status.success(),
+        "a shutdown that could not store everything must not exit 0"
+    );
+    assert!(
+        server.logs().contains("were not stored"),
+        "{}",
+        server.logs()
+    );
+
+    // With room on the disk again, everything acknowledged is there, in order.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&disk)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(grown, "remount the tmpfs larger");
+    let server = Server::start_in(
+        &disk.join("data"),
+        &["--config", config.to_str().expect("path")],
+    )
+    .await;
+    let alice = alice.at(&server);
+    let mut ids = Vec::new();
+    let mut before = -1i64;
+    loop {
+        let page = alice.history(room, before, 100).await;
+        if page.is_empty() {
+            break;
+        }
+        before = page[0]["msgId"].as_i64().expect("id");
+        let mut page_ids: Vec<u64> = page
+            .iter()
+            .map(|m| m["msgId"].as_u64().expect("id"))
+            .collect();
+        page_ids.append(&mut ids);
+        ids = page_ids;
+    }
+    assert!(
+        ids.len() as u64 >= acknowledged,
+        "lost acknowledged messages: {} of {acknowledged}",
+        ids.len()
+    );
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "a prefix, without holes"
     );
 }
