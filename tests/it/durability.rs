@@ -262,6 +262,12 @@ async fn kill_cycles(durability: &str) {
     let cycles = crash_cycles();
     for cycle in 0..cycles {
         let (acks, drivers) = load(&setup, &server, cycle).await;
+        // The load is under way once something is acknowledged (a slow machine may
+        // take a while to get there).
+        let started = Instant::now();
+        while acks.lock().expect("acks").is_empty() && started.elapsed() < PATIENCE {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         // Up to several flush intervals under load: a flush that stops firing under
         // load shows as a loss window far beyond the bound.
         let run_for = Duration::from_millis(rand::rng().random_range(200..3000));
@@ -319,7 +325,11 @@ async fn sigterm_under_load(durability: &str) {
     let mut server = Server::start_in(&data_dir, &args).await;
     let setup = setup(&server).await;
     let (acks, drivers) = load(&setup, &server, 0).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let started = Instant::now();
+    while acks.lock().expect("acks").len() < 20 && started.elapsed() < PATIENCE {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let status = server.stop().await;
     assert!(status.success(), "{status:?}\n{}", server.logs());
     for driver in drivers {
