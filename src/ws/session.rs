@@ -171,6 +171,7 @@ pub async fn run<S>(
 }
 
 fn close_for(reason: CloseReason) -> Message {
+    tracing::debug!(?reason, "the bus closes a connection");
     match reason {
         CloseReason::SlowConsumer => close_frame(
             CloseCode::Library(CLOSE_SLOW_CONSUMER),
