@@ -26,6 +26,8 @@ pub struct Server {
     _tmp: Option<TempDir>,
     /// Everything the server logged, for failure messages.
     pub logs: Arc<Mutex<String>>,
+    /// The thread that drains stderr; it ends when the process closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -60,7 +62,7 @@ impl Server {
         let logs = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             // Drains stderr for the life of the process, so the pipe never fills.
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = listening_addr(&line) {
@@ -86,6 +88,7 @@ impl Server {
             addr,
             _tmp: None,
             logs,
+            reader: Some(reader),
         }
     }
 
@@ -122,11 +125,19 @@ impl Server {
         assert!(status.success(), "kill -{name} failed");
     }
 
+    /// Waits for the exit, and for the last log lines to be read.
     async fn wait(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        tokio::task::spawn_blocking(move || child.wait().expect("wait"))
-            .await
-            .expect("join")
+        let reader = self.reader.take();
+        tokio::task::spawn_blocking(move || {
+            let status = child.wait().expect("wait");
+            if let Some(reader) = reader {
+                let _ = reader.join();
+            }
+            status
+        })
+        .await
+        .expect("join")
     }
 
     pub fn logs(&self) -> String {
