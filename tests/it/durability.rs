@@ -86,31 +86,6 @@ async fn drive(mut ws: Ws, room: u64, tag: String, acks: Arc<Mutex<Vec<Ack>>>) {
     }
 }
 
-/// The whole history of a room, oldest first.
-async fn full_history(client: &Client, room: u64) -> Vec<(u64, String)> {
-    let mut all = Vec::new();
-    let mut before = -1i64;
-    loop {
-        let page = client.history(room, before, 100).await;
-        if page.is_empty() {
-            break;
-        }
-        before = page[0]["msgId"].as_i64().expect("msgId");
-        let mut entries: Vec<_> = page
-            .iter()
-            .map(|m| {
-                (
-                    m["msgId"].as_u64().expect("id"),
-                    m["content"].as_str().expect("content").to_owned(),
-                )
-            })
-            .collect();
-        entries.append(&mut all);
-        all = entries;
-    }
-    all
-}
-
 struct Setup {
     clients: Vec<Client>,
     rooms: Vec<u64>,
@@ -178,7 +153,7 @@ async fn audit(
     };
     let mut stored = HashMap::new();
     for &room in rooms {
-        let history = full_history(client, room).await;
+        let history = client.full_history(room).await;
         let ids: Vec<u64> = history.iter().map(|(id, _)| *id).collect();
         assert!(
             ids.windows(2).all(|w| w[0] < w[1]),
@@ -665,21 +640,12 @@ async fn a_full_disk_in_sync_mode_refuses_instead_of_acknowledging() {
     )
     .await;
     let alice = alice.at(&server);
-    let mut ids = Vec::new();
-    let mut before = -1i64;
-    loop {
-        let page = alice.history(room, before, 100).await;
-        if page.is_empty() {
-            break;
-        }
-        before = page[0]["msgId"].as_i64().expect("id");
-        let mut page_ids: Vec<u64> = page
-            .iter()
-            .map(|m| m["msgId"].as_u64().expect("id"))
-            .collect();
-        page_ids.append(&mut ids);
-        ids = page_ids;
-    }
+    let ids: Vec<u64> = alice
+        .full_history(room)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert!(
         ids.len() as u64 >= acknowledged,
         "lost acknowledged messages: {} of {acknowledged}",

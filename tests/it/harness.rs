@@ -308,6 +308,30 @@ impl Client {
         reply.1.as_array().expect("array").clone()
     }
 
+    /// The whole history of a room, oldest first, as (msgId, content), read page by
+    /// page from the newest.
+    pub async fn full_history(&self, room: u64) -> Vec<(u64, String)> {
+        let mut all = Vec::new();
+        let mut before = -1i64;
+        loop {
+            let page = self.history(room, before, 100).await;
+            if page.is_empty() {
+                break;
+            }
+            before = page[0]["msgId"].as_i64().expect("msgId");
+            let mut entries: Vec<_> = page
+                .iter()
+                .map(|m| {
+                    let id = m["msgId"].as_u64().expect("id");
+                    (id, m["content"].as_str().expect("content").to_owned())
+                })
+                .collect();
+            entries.append(&mut all);
+            all = entries;
+        }
+        all
+    }
+
     /// Opens a WebSocket and reads its `rooms` event.
     pub async fn connect(&self) -> (Ws, Value) {
         self.connect_url(format!("{}{}", self.ws_base, self.token))

@@ -340,21 +340,12 @@ async fn a_backup_under_load_restores_a_prefix_of_every_room() {
     let alice = alice.at(&copy);
     let mut total = 0;
     for (room, sent) in rooms.iter().zip(&sent) {
-        let mut history: Vec<String> = Vec::new();
-        let mut before = -1i64;
-        loop {
-            let page = alice.history(*room, before, 100).await;
-            if page.is_empty() {
-                break;
-            }
-            before = page[0]["msgId"].as_i64().expect("id");
-            let mut contents: Vec<String> = page
-                .iter()
-                .map(|m| m["content"].as_str().expect("c").to_owned())
-                .collect();
-            contents.append(&mut history);
-            history = contents;
-        }
+        let history: Vec<String> = alice
+            .full_history(*room)
+            .await
+            .into_iter()
+            .map(|(_, content)| content)
+            .collect();
         assert_eq!(
             history.as_slice(),
             &sent[..history.len()],
