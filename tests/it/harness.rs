@@ -110,6 +110,12 @@ impl Server {
         self.wait().await
     }
 
+    /// SIGINT (Ctrl-C), then waits for the exit.
+    pub async fn interrupt(&mut self) -> ExitStatus {
+        self.signal("INT");
+        self.wait().await
+    }
+
     /// kill -9, then waits for the exit.
     pub async fn kill(&mut self) -> ExitStatus {
         self.signal("KILL");

@@ -84,3 +84,21 @@ async fn everything_survives_a_graceful_restart() {
         .await;
     assert_eq!(login.0, reqwest::StatusCode::OK);
 }
+
+#[tokio::test]
+async fn sigint_is_a_graceful_shutdown_too() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let data_dir = tmp.path().join("data");
+    let mut server = Server::start_in(&data_dir, &[]).await;
+    let alice = server.register("alice").await;
+    let room = alice.create_room("public", "general", None).await;
+    alice.say(room, "before ctrl-c").await;
+    let status = server.interrupt().await;
+    assert!(status.success(), "{status:?}\n{}", server.logs());
+    assert!(server.logs().contains("shutdown complete"));
+    let server = Server::start_in(&data_dir, &[]).await;
+    assert_eq!(
+        alice.at(&server).history(room, -1, 10).await[0]["content"],
+        "before ctrl-c"
+    );
+}
