@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::chat::Chat;
 use crate::config::Config;
-use crate::server::{self, ServerError};
 use crate::store::{BackupStats, Store, StoreError};
 
 /// How long `daehwa backup` waits for a running server's reply.
@@ -18,8 +17,6 @@ const BACKUP_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("{0}")]
-    Server(#[from] ServerError),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -36,7 +33,7 @@ fn io(context: &str) -> impl Fn(std::io::Error) -> AdminError + '_ {
 
 /// Opens the data directory of `config` for an admin command.
 pub fn open(config: &Config) -> Result<Arc<Chat>, AdminError> {
-    Ok(server::open(config)?.1)
+    Ok(Chat::load(config)?.1)
 }
 
 /// Reads a password from the first line of standard input.

@@ -4,7 +4,10 @@
 //! - [`config`]: CLI and TOML configuration, defaults and validation.
 //! - [`admin`]: the operator's commands on a data directory (admin, backup, restore).
 //! - [`server`]: wiring of the parts and the ordered shutdown.
-//! - [`http`]: the REST API (controller); the only place errors become HTTP replies.
+//! - [`shutdown`]: shutdown as connections see it (a signal, and a count to wait for).
+//! - [`http`]: the REST API (controller).
+//! - [`reply`]: the one place a domain error becomes an HTTP reply (status and JSON),
+//!   shared by the REST API and the gateways' upgrades.
 //! - [`ws`]: the WebSocket gateway: upgrade, sessions, frame codec.
 //! - [`chat`]: the domain (service): accounts, rooms, membership, messages.
 //! - [`store`]: sled trees and the write-behind buffer (repository and cache).
@@ -13,8 +16,10 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`error`]: the domain error type.
 //!
-//! Arrows go one way: `http`/`ws` → `chat` → `store`, and `chat` → `events` → `ws`.
-//! The domain, the store and the bus never import warp.
+//! Arrows go one way: `server` (wiring) imports everything and nothing imports it;
+//! `http`/`ws` → `reply`, `shutdown`, `chat` → `store`; `chat` → `events` → `ws`;
+//! `admin` → `chat`. `http` and `ws` do not import each other. The domain, the store
+//! and the bus never import warp.
 
 pub mod admin;
 pub mod chat;
@@ -24,6 +29,8 @@ pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod reply;
 pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod ws;

@@ -6,15 +6,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
 use tokio_cron_scheduler::JobSchedulerError;
 use warp::Filter;
 
-use crate::chat::{Chat, Settings};
+use crate::chat::Chat;
 use crate::config::Config;
-use crate::events::Bus;
 use crate::jobs::Jobs;
-use crate::metrics::Metrics;
+use crate::shutdown::ShutdownControl;
 use crate::store::{Store, StoreError};
 use crate::{http, ws};
 
@@ -33,31 +31,6 @@ pub enum ServerError {
     FinalFlush { buffered: usize, source: StoreError },
 }
 
-/// A session's view of shutdown: it learns when to close, and while it holds this
-/// the server waits for it (the sender half counts the live sessions).
-#[derive(Clone)]
-pub struct Shutdown {
-    signal: watch::Receiver<bool>,
-    _alive: mpsc::Sender<()>,
-}
-
-impl Shutdown {
-    /// Resolves once shutdown has begun.
-    pub async fn signalled(&mut self) {
-        // An error means the server is gone, which is shutdown too.
-        let _ = self.signal.wait_for(|begun| *begun).await;
-    }
-}
-
-/// Opens the store and loads the domain: what the server and the admin commands share.
-pub fn open(config: &Config) -> Result<(Store, Arc<Chat>), ServerError> {
-    let store = Store::open(&config.storage.path)?;
-    let bus = Bus::new(config.limits.ws_send_queue);
-    let settings = Settings::from_config(config);
-    let chat = Chat::open(store.clone(), bus, settings, Arc::new(Metrics::default()))?;
-    Ok((store, Arc::new(chat)))
-}
-
 /// Serves on `listener` until `shutdown` resolves, then shuts down in order.
 /// `ready` is called once requests are being served (for systemd's notify protocol).
 pub async fn run(
@@ -66,7 +39,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(),
 ) -> Result<(), ServerError> {
-    let (store, chat) = open(&config)?;
+    let (store, chat) = Chat::load(&config)?;
     let jobs = Jobs::start(
         Arc::clone(&chat),
         config.storage.flush_interval,
@@ -74,14 +47,10 @@ pub async fn run(
     )
     .await?;
 
-    let (begin, signal) = watch::channel(false);
-    let (alive, mut sessions_done) = mpsc::channel::<()>(1);
+    let control = ShutdownControl::new();
     let gateway = ws::Gateway::new(
         Arc::clone(&chat),
-        Shutdown {
-            signal: signal.clone(),
-            _alive: alive,
-        },
+        control.handle(),
         config.limits.max_ws_message_bytes,
         config.server.allowed_origins.clone(),
     );
@@ -94,27 +63,23 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %config.storage.path.display(), "listening");
     }
-    let mut stop_accepting = signal.clone();
     let server = tokio::spawn(
         warp::serve(routes)
             .incoming(listener)
-            .graceful(async move {
-                let _ = stop_accepting.wait_for(|begun| *begun).await;
-            })
+            .graceful(control.begun())
             .run(),
     );
     ready();
 
     shutdown.await;
     tracing::info!("shutting down: no new connections, closing sessions");
-    let _ = begin.send(true);
+    control.begin();
     if let Err(e) = server.await {
         tracing::error!(error = %e, "the HTTP server task failed");
     }
-    // Every session holds a sender; recv() returns None once the last is gone.
-    if tokio::time::timeout(config.server.shutdown_grace, sessions_done.recv())
+    if !control
+        .wait_for_sessions(config.server.shutdown_grace)
         .await
-        .is_err()
     {
         tracing::warn!("some sessions did not close in time; flushing anyway");
     }

@@ -208,6 +208,16 @@ impl RoomEntry {
 }
 
 impl Chat {
+    /// Opens the data directory of `config` and loads the domain from it, with a bus
+    /// of its own: what the server and the operator's commands share.
+    pub fn load(config: &Config) -> StoreResult<(Store, Arc<Chat>)> {
+        let store = Store::open(&config.storage.path)?;
+        let bus = Bus::new(config.limits.ws_send_queue);
+        let settings = Settings::from_config(config);
+        let chat = Chat::open(store.clone(), bus, settings, Arc::new(Metrics::default()))?;
+        Ok((store, Arc::new(chat)))
+    }
+
     /// Loads accounts, rooms and memberships from the store.
     pub fn open(
         store: Store,

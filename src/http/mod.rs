@@ -1,6 +1,6 @@
 //! The REST API (the original design's controller): one filter per endpoint, JSON in
-//! and out, and the one place where domain errors and warp rejections become HTTP
-//! replies.
+//! and out, and the one place where warp rejections become HTTP replies (domain
+//! errors become replies in [`crate::reply`], which the gateways' upgrades share).
 
 mod admin;
 mod auth;
@@ -23,6 +23,7 @@ use crate::chat::{Caller, Chat};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{route_of, Metrics};
+use crate::reply::{api_error_reply, error_reply};
 
 /// A domain error on its way through warp's rejection machinery.
 #[derive(Debug)]
@@ -34,46 +35,6 @@ impl From<Error> for Rejection {
     fn from(e: Error) -> Self {
         warp::reject::custom(ApiError(e))
     }
-}
-
-/// The status a domain error is answered with.
-pub fn status_of(error: &Error) -> StatusCode {
-    match error {
-        Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
-        Error::Unauthorized | Error::BadCredentials => StatusCode::UNAUTHORIZED,
-        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
-        Error::RoomNotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
-        Error::Conflict { .. } => StatusCode::CONFLICT,
-        Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
-}
-
-pub fn error_reply(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = warp::reply::json(&ErrorBody {
-        error: code,
-        message,
-    });
-    warp::reply::with_status(body, status).into_response()
-}
-
-pub fn api_error_reply(error: &Error) -> Response {
-    let mut reply = error_reply(status_of(error), error.code(), &error.to_string());
-    if let Error::RateLimited { retry_after_ms, .. } = error {
-        let seconds = retry_after_ms.div_ceil(1000).max(1);
-        reply
-            .headers_mut()
-            .insert(warp::http::header::RETRY_AFTER, seconds.into());
-    }
-    reply
 }
 
 /// Turns every rejection into `{error, message}` with a fitting status.

@@ -23,8 +23,8 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::chat::Chat;
 use crate::error::Error;
-use crate::http::{api_error_reply, error_reply};
-use crate::server::Shutdown;
+use crate::reply::{api_error_reply, error_reply};
+use crate::shutdown::Shutdown;
 
 /// Bytes read from the socket at a time. tungstenite allocates (and zeroes) this
 /// buffer for every connection; chat frames are a few hundred bytes, so a larger one

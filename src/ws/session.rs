@@ -18,7 +18,7 @@ use super::codec::{self, Command};
 use crate::chat::view::{ErrorEvent, Event, ResyncEvent};
 use crate::chat::{Accepted, Caller, Chat, Replay, Sent};
 use crate::events::{CloseReason, Delivery};
-use crate::server::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::store::records::{MsgId, RoomId};
 use serde_json::json;
 
