@@ -44,7 +44,8 @@ pub struct ServerConfig {
     /// How long a graceful shutdown waits for WebSocket sessions to close.
     #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
     pub shutdown_grace: Duration,
-    /// Origins a browser may open the WebSocket from; empty allows any.
+    /// Origins a browser may open the WebSocket from; empty allows only the
+    /// server's own (the request's `Host`).
     pub allowed_origins: Vec<String>,
 }
 

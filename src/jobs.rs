@@ -1,5 +1,6 @@
 //! Background work (the original design's schedule module), owned by one handle:
-//! - the write-behind flush every `storage.flush_interval`, on a plain tokio
+//! - the write-behind flush every `storage.flush_interval`, with the save of the read
+//!   markers that changed since the last (they are not written per message), on a plain tokio
 //!   interval: tokio-cron-scheduler's repeated jobs stop firing when the runtime is
 //!   busy (its issue #113: the next tick drifts into the past and is never due
 //!   again), which measured as no flush at all under load, an unbounded loss window;
@@ -113,14 +114,27 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// Saves the read markers that moved since the last save. A failure keeps them
+/// unsaved, for the next tick.
+async fn save_read_markers(chat: &Chat) {
+    match chat.save_read_markers().await {
+        Ok(0) => {}
+        Ok(saved) => tracing::debug!(saved, "read markers saved"),
+        Err(e) => tracing::error!(error = %e, "saving read markers failed; retried next tick"),
+    }
+}
+
 /// Flushes every `interval` (in `sync` mode too, where it keeps readiness informed
-/// while no message arrives), until told to stop.
+/// while no message arrives), and saves the read markers, until told to stop.
 async fn periodic_flush(chat: Arc<Chat>, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticks.tick() => flush(&chat).await,
+            _ = ticks.tick() => {
+                save_read_markers(&chat).await;
+                flush(&chat).await;
+            }
             _ = stopped(&mut stop) => return,
         }
     }

@@ -89,12 +89,23 @@ pub async fn run(
     Ok(())
 }
 
-/// Writes everything still buffered, flushes sled and marks the shutdown clean.
+/// Writes the read markers and everything still buffered, flushes sled and marks
+/// the shutdown clean.
 async fn final_flush(chat: &Chat, store: &Store) -> Result<(), ServerError> {
     let mut last_error = None;
+    let mut markers_saved = false;
     for _ in 0..FINAL_FLUSH_ATTEMPTS {
+        if !markers_saved {
+            match chat.save_read_markers().await {
+                Ok(_) => markers_saved = true,
+                Err(e) => {
+                    tracing::error!(error = %e, "saving read markers failed; retrying");
+                    last_error = Some(e);
+                }
+            }
+        }
         match chat.flush().await {
-            Ok(_) if store.buffered_messages() == 0 => {
+            Ok(_) if markers_saved && store.buffered_messages() == 0 => {
                 return store.mark_clean_shutdown().await.map_err(|source| {
                     ServerError::FinalFlush {
                         buffered: 0,
@@ -106,8 +117,10 @@ async fn final_flush(chat: &Chat, store: &Store) -> Result<(), ServerError> {
             Err(e) => {
                 tracing::error!(error = %e, "final flush failed; retrying");
                 last_error = Some(e);
-                tokio::time::sleep(FINAL_FLUSH_RETRY_DELAY).await;
             }
+        }
+        if last_error.is_some() {
+            tokio::time::sleep(FINAL_FLUSH_RETRY_DELAY).await;
         }
     }
     Err(ServerError::FinalFlush {

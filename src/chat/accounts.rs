@@ -14,6 +14,12 @@ pub const USERNAME_MAX_CHARS: usize = 32;
 pub const PASSWORD_MIN_CHARS: usize = 8;
 /// argon2 takes any length; a bound keeps a request from buying seconds of CPU.
 pub const PASSWORD_MAX_BYTES: usize = 1024;
+/// The longest text the user directory searches for.
+pub const USER_QUERY_MAX_BYTES: usize = 64;
+/// Users listed by the directory when the request does not say.
+pub const USER_LIST_DEFAULT: usize = 20;
+/// The most users the directory lists at once.
+pub const USER_LIST_MAX: usize = 100;
 
 /// Who is calling: the user and the token they called with.
 #[derive(Debug, Clone, Copy)]
@@ -208,6 +214,47 @@ impl Chat {
             }),
             _ => Err(Error::Unauthorized),
         }
+    }
+
+    /// The user directory: enabled users whose name contains `query` in any case,
+    /// sorted by name, at most `limit` ([`USER_LIST_DEFAULT`] when `None`). An empty
+    /// query lists the first names.
+    pub fn find_users(&self, query: &str, limit: Option<usize>) -> Result<Vec<UserView>> {
+        if query.len() > USER_QUERY_MAX_BYTES {
+            return Err(Error::bad_request(
+                "invalid_query",
+                format!("q is at most {USER_QUERY_MAX_BYTES} bytes"),
+            ));
+        }
+        let limit = limit.unwrap_or(USER_LIST_DEFAULT);
+        if limit == 0 || limit > USER_LIST_MAX {
+            return Err(Error::bad_request(
+                "invalid_limit",
+                format!("limit is 1 to {USER_LIST_MAX}"),
+            ));
+        }
+        let query = query.to_lowercase();
+        let accounts = self.accounts();
+        let mut found: Vec<(&str, UserId)> = accounts
+            .by_name
+            .iter()
+            .filter(|(name, _)| name.contains(&query))
+            .filter(|(_, id)| accounts.users.get(id).is_some_and(|a| !a.disabled))
+            .map(|(name, id)| (name.as_str(), *id))
+            .collect();
+        if found.len() > limit {
+            found.select_nth_unstable(limit);
+            found.truncate(limit);
+        }
+        found.sort_unstable();
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|(_, user_id)| UserView {
+                user_id,
+                username: accounts.name_of(user_id),
+            })
+            .collect())
     }
 
     pub fn user(&self, user_id: UserId) -> Result<UserView> {

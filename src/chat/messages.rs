@@ -191,9 +191,13 @@ impl Chat {
             sequence.reserved = upto;
         }
         sequence.last += 1;
+        let msg_id = sequence.last;
+        // Sending marks the room read up to one's own message (in memory; saved
+        // lazily with the other markers).
+        self.advance_read(room_id, &mut sequence, caller.user_id, msg_id);
         let message = Arc::new(Message {
             room_id,
-            msg_id: sequence.last,
+            msg_id,
             sender_id: caller.user_id,
             content,
             created_at: now_millis(),

@@ -13,6 +13,7 @@ mod messages;
 mod moderation;
 pub mod password;
 mod policy;
+mod reading;
 mod rooms;
 pub mod view;
 
@@ -83,6 +84,13 @@ pub struct Chat {
     /// Client ids of messages not yet on disk (those on disk are looked up there), so
     /// that a resend is answered with the original. Emptied by every flush.
     pending_client_ids: Mutex<HashMap<UserId, HashMap<String, MessageRef>>>,
+    /// Rooms with read markers not yet saved (each room's [`Sequence::unsaved`] says
+    /// whose). A room is added when its first marker changes after a save, so the
+    /// per-message cost of a marker is an insert into a set its room already locks.
+    unsaved_read_rooms: Mutex<HashSet<RoomId>>,
+    /// Held while read markers are saved, so that an older save cannot land after a
+    /// newer one and move a marker back on disk.
+    read_saving: tokio::sync::Mutex<()>,
     message_rate: RateLimiter<UserId>,
     login_rate_by_name: RateLimiter<String>,
     login_rate_by_addr: RateLimiter<IpAddr>,
@@ -131,13 +139,20 @@ struct RoomEntry {
     sequence: Mutex<Sequence>,
 }
 
-/// A room's message numbering.
+/// A room's message numbering, and where each member has read up to: a marker is
+/// compared with, and moved by, the numbering (a send marks the room read for its
+/// sender), so both live under one lock.
 #[derive(Debug, Default)]
 struct Sequence {
     /// The last `msg_id` handed out.
     last: MsgId,
     /// Ids up to here are durably reserved: a restart after a crash resumes above it.
     reserved: MsgId,
+    /// Each member's read marker: the newest `msg_id` they have read, at most `last`.
+    /// Every member has one; it is dropped when they leave.
+    read: HashMap<UserId, MsgId>,
+    /// Users whose marker changed (or was dropped) since the last save.
+    unsaved: HashSet<UserId>,
 }
 
 impl RoomEntry {
@@ -268,9 +283,17 @@ impl Chat {
             // After a crash, ids between the last stored message and the reservation
             // may have been acknowledged and lost: none of them is handed out again.
             let last = if clean { stored } else { reserved };
-            directory
-                .rooms
-                .insert(id, RoomEntry::new(record, Sequence { last, reserved }));
+            directory.rooms.insert(
+                id,
+                RoomEntry::new(
+                    record,
+                    Sequence {
+                        last,
+                        reserved,
+                        ..Sequence::default()
+                    },
+                ),
+            );
         }
         for (room_id, user_id, member) in store.load_members()? {
             if let Some(room) = directory.rooms.get_mut(&room_id) {
@@ -282,6 +305,7 @@ impl Chat {
                     .insert(room_id);
             }
         }
+        reading::load_markers(&mut directory, store.load_read_markers()?);
         for (room_id, user_id, ban) in store.load_bans()? {
             if let Some(room) = directory.rooms.get_mut(&room_id) {
                 room.bans.insert(user_id, ban);
@@ -300,6 +324,12 @@ impl Chat {
         for (blocker, blocked, _) in store.load_blocks()? {
             directory.blocks.entry(blocker).or_default().insert(blocked);
         }
+        let unsaved_read_rooms = directory
+            .rooms
+            .iter()
+            .filter(|(_, room)| !room.sequence().unsaved.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
         tracing::info!(
             users = accounts.users.len(),
             rooms = directory.rooms.len(),
@@ -314,6 +344,8 @@ impl Chat {
             directory: RwLock::new(directory),
             decoy_hash: tokio::sync::OnceCell::new(),
             pending_client_ids: Mutex::new(HashMap::new()),
+            unsaved_read_rooms: Mutex::new(unsaved_read_rooms),
+            read_saving: tokio::sync::Mutex::new(()),
             message_rate: RateLimiter::new(settings.messages_per_second, settings.message_burst),
             login_rate_by_name: RateLimiter::new(
                 f64::from(settings.login_attempts_per_minute) / 60.0,
@@ -353,6 +385,12 @@ impl Chat {
 
     fn directory_mut(&self) -> RwLockWriteGuard<'_, Directory> {
         self.directory.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn unsaved_read_rooms(&self) -> MutexGuard<'_, HashSet<RoomId>> {
+        self.unsaved_read_rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The name of a user, for views.

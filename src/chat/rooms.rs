@@ -53,7 +53,22 @@ fn check_not_banned(entry: &RoomEntry, user: UserId) -> Result<()> {
 }
 
 impl Chat {
+    /// The room as everyone sees it (for events sent to several users).
     pub(super) fn room_view(&self, id: RoomId, entry: &RoomEntry) -> RoomView {
+        self.view_of(id, entry, None)
+    }
+
+    /// The room as `viewer` sees it: with their read marker and unread count.
+    pub(super) fn room_view_for(&self, id: RoomId, entry: &RoomEntry, viewer: UserId) -> RoomView {
+        self.view_of(id, entry, Some(viewer))
+    }
+
+    fn view_of(&self, id: RoomId, entry: &RoomEntry, viewer: Option<UserId>) -> RoomView {
+        // One look at the sequence, so that the count agrees with `lastMsgId`.
+        let (last_msg_id, read) = {
+            let sequence = entry.sequence();
+            (sequence.last, viewer.map(|v| sequence.read_state(v)))
+        };
         RoomView {
             chat_seq: id,
             chat_name: entry.record.name.clone(),
@@ -61,7 +76,8 @@ impl Chat {
             is_directed: entry.record.direct.is_some(),
             owner_id: entry.owner(),
             member_count: entry.members.len(),
-            last_msg_id: entry.last_msg_id(),
+            last_msg_id,
+            read,
         }
     }
 
@@ -139,7 +155,7 @@ impl Chat {
             self.bus.publish_all(Event::NewRoom(view.clone()));
         }
         tracing::info!(room_id = id, user_id = caller.user_id, "room created");
-        Ok((view, true))
+        Ok((self.caller_view(&directory, id, caller, view), true))
     }
 
     fn open_direct_room(&self, caller: Caller, request: NewRoom) -> Result<(RoomView, bool)> {
@@ -180,7 +196,7 @@ impl Chat {
             let Some(entry) = directory.rooms.get(&id) else {
                 return Err(Error::RoomNotFound);
             };
-            return Ok((self.room_view(id, entry), false));
+            return Ok((self.room_view_for(id, entry, caller.user_id), false));
         }
         let name = format!("{}, {}", self.username(caller.user_id), target_name);
         let record = RoomRecord {
@@ -201,7 +217,21 @@ impl Chat {
             user_id = caller.user_id,
             "direct room created"
         );
-        Ok((view, true))
+        Ok((self.caller_view(&directory, id, caller, view), true))
+    }
+
+    /// The view of a room just made, for its creator's reply.
+    fn caller_view(
+        &self,
+        directory: &Directory,
+        id: RoomId,
+        caller: Caller,
+        shared: RoomView,
+    ) -> RoomView {
+        match directory.rooms.get(&id) {
+            Some(entry) => self.room_view_for(id, entry, caller.user_id),
+            None => shared,
+        }
     }
 
     /// Stores a new room whose first member is its owner, and the other members.
@@ -219,6 +249,7 @@ impl Chat {
             self.store.put_member(id, user, &member)?;
             entry.members.insert(user, member);
             directory.user_rooms.entry(user).or_default().insert(id);
+            self.start_reading(id, &entry, user);
         }
         directory.next_room_id += 1;
         let view = self.room_view(id, &entry);
@@ -233,7 +264,7 @@ impl Chat {
             .rooms
             .iter()
             .filter(|(_, r)| r.listed_for(caller.user_id))
-            .map(|(id, r)| self.room_view(*id, r))
+            .map(|(id, r)| self.room_view_for(*id, r, caller.user_id))
             .collect();
         rooms.sort_by_key(|r| r.chat_seq);
         rooms
@@ -249,7 +280,7 @@ impl Chat {
             .flatten()
             .filter_map(|id| directory.rooms.get(id).map(|r| (id, r)))
             .filter(|(_, r)| r.listed_for(user))
-            .map(|(id, r)| self.room_view(*id, r))
+            .map(|(id, r)| self.room_view_for(*id, r, user))
             .collect()
     }
 
@@ -264,7 +295,7 @@ impl Chat {
             let directory = self.directory();
             let entry = directory.visible(room_id, caller.user_id)?;
             if entry.members.contains_key(&caller.user_id) {
-                return Ok(self.room_detail(room_id, entry));
+                return Ok(self.room_detail(room_id, entry, caller.user_id));
             }
             check_not_banned(entry, caller.user_id)?;
             let invited = entry.invites.contains_key(&caller.user_id);
@@ -294,7 +325,7 @@ impl Chat {
         // The room may have changed while the password was checked.
         let entry = directory.visible(room_id, caller.user_id)?;
         if entry.members.contains_key(&caller.user_id) {
-            return Ok(self.room_detail(room_id, entry));
+            return Ok(self.room_detail(room_id, entry, caller.user_id));
         }
         check_not_banned(entry, caller.user_id)?;
         if entry.invites.contains_key(&caller.user_id) {
@@ -312,22 +343,23 @@ impl Chat {
         };
         entry.invites.remove(&caller.user_id);
         entry.members.insert(caller.user_id, member);
-        let detail = self.room_detail(room_id, entry);
+        self.start_reading(room_id, entry, caller.user_id);
         self.bus.publish(
             entry.members.keys().copied(),
             Event::JoinRoom(JoinEvent {
                 chat_seq: room_id,
                 user_id: caller.user_id,
                 username: self.username(caller.user_id),
-                room: detail.room.clone(),
+                room: self.room_view(room_id, entry),
             }),
         );
-        Ok(detail)
+        Ok(self.room_detail(room_id, entry, caller.user_id))
     }
 
-    fn room_detail(&self, id: RoomId, entry: &RoomEntry) -> RoomDetail {
+    /// The reply to a join: the room as the joiner sees it, and its members.
+    fn room_detail(&self, id: RoomId, entry: &RoomEntry, viewer: UserId) -> RoomDetail {
         RoomDetail {
-            room: self.room_view(id, entry),
+            room: self.room_view_for(id, entry, viewer),
             members: self.member_views(entry),
         }
     }
@@ -409,6 +441,7 @@ impl Chat {
             Event::UserLeave(self.leave_event(room_id, user, reason, by, until)),
         );
         self.store.remove_member(room_id, user)?;
+        self.stop_reading(room_id, entry, user);
         let was_owner = entry
             .members
             .remove(&user)

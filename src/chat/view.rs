@@ -71,6 +71,28 @@ pub struct RoomView {
     /// The newest `msgId` of the room (0 before the first message), so that a client
     /// knows what it has missed.
     pub last_msg_id: MsgId,
+    /// Where the user this view was made for has read up to: in the replies and the
+    /// `rooms` event made for one user, absent from events sent to several.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub read: Option<ReadState>,
+}
+
+/// A room as one user has read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadState {
+    /// The newest `msgId` the user has read (0: none; also for non-members).
+    pub last_read_msg_id: MsgId,
+    /// `lastMsgId − lastReadMsgId` (0 for non-members).
+    pub unread_count: MsgId,
+}
+
+/// A user's read marker moved: sent to all of their connections.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadEvent {
+    pub chat_seq: RoomId,
+    pub last_read_msg_id: MsgId,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -290,6 +312,9 @@ pub enum Event {
     Chat(MessageView),
     #[serde(rename = "resync")]
     Resync(ResyncEvent),
+    /// The user's read marker in a room moved (on another connection, maybe).
+    #[serde(rename = "read")]
+    Read(ReadEvent),
     #[serde(rename = "error")]
     Error(ErrorEvent),
 }

@@ -1,4 +1,4 @@
-//! Accounts over HTTP: register, login, logout, me.
+//! Accounts over HTTP: register, login, logout, me, the user directory.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use warp::{Filter, Rejection};
 
 use super::{body, caller, json_reply, no_content, parse_json, with_chat};
 use crate::chat::{Caller, Chat};
+use crate::error::Error;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +29,9 @@ pub fn routes(
         .unify()
         .or(logout(chat.clone()))
         .unify()
-        .or(me(chat))
+        .or(me(chat.clone()))
+        .unify()
+        .or(directory(chat))
         .unify()
 }
 
@@ -90,4 +93,35 @@ fn me(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> 
         .and_then(|chat: Arc<Chat>, caller: Caller| async move {
             Ok::<_, Rejection>(json_reply(StatusCode::OK, &chat.user(caller.user_id)?))
         })
+}
+
+#[derive(Deserialize)]
+struct DirectoryQuery {
+    q: Option<String>,
+    limit: Option<String>,
+}
+
+/// GET /api/users?q=TEXT&limit=N → [{userId, username}]: users whose name contains
+/// `q` (any case), by name, at most `limit` (default 20, at most 100).
+fn directory(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "users")
+        .and(warp::get())
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and_then(
+            |chat: Arc<Chat>, _caller: Caller, query: String| async move {
+                let query: DirectoryQuery = serde_urlencoded::from_str(&query).map_err(|_| {
+                    Error::bad_request("invalid_query", "the query string is malformed")
+                })?;
+                let limit = match query.limit.as_deref() {
+                    None => None,
+                    Some(text) => Some(text.parse::<usize>().map_err(|_| {
+                        Error::bad_request("invalid_limit", "limit must be a positive integer")
+                    })?),
+                };
+                let users = chat.find_users(query.q.as_deref().unwrap_or(""), limit)?;
+                Ok::<_, Rejection>(json_reply(StatusCode::OK, &users))
+            },
+        )
 }

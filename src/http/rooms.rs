@@ -1,4 +1,4 @@
-//! Rooms over HTTP: create, list, join, leave, history, send.
+//! Rooms over HTTP: create, list, join, leave, history, send, read markers.
 
 use std::sync::Arc;
 
@@ -28,7 +28,9 @@ pub fn routes(
         .unify()
         .or(history(chat.clone()))
         .unify()
-        .or(send(chat, limit))
+        .or(send(chat.clone(), limit))
+        .unify()
+        .or(mark_read(chat))
         .unify()
 }
 
@@ -199,6 +201,23 @@ fn send(
                     StatusCode::CREATED
                 };
                 Ok::<_, Rejection>(json_reply(status, &sent.view))
+            },
+        )
+}
+
+/// PUT /api/chatrooms/{roomId}/read/{msgId} → 204; moves the caller's read marker
+/// forward (never back; a `msgId` beyond the newest message marks the room read).
+fn mark_read(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "chatrooms" / String / "read" / String)
+        .and(warp::put())
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
+        .and_then(
+            |room: String, msg: String, chat: Arc<Chat>, caller: Caller| async move {
+                let room_id = parse_id(&room, "roomId")?;
+                let msg_id = parse_id(&msg, "msgId")?;
+                chat.mark_read(caller, room_id, msg_id)?;
+                Ok::<_, Rejection>(no_content())
             },
         )
 }

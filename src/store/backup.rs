@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use super::{Store, StoreError, StoreResult, CLEAN_KEY};
 
 const MAGIC: &[u8] = b"DAEHWA-BACKUP 1\n";
-/// The trees whose records others point to come after the message trees.
-const ORDER_FIRST: [&str; 3] = [
+/// The trees whose records others point to come after the message trees; read
+/// markers, which point to messages, come before them.
+const ORDER_FIRST: [&str; 4] = [
+    "roomid_userid_readmsgid",
     "roomid_msgid_message",
     "userid_clientmsgid_ref",
     "roomid_reservedmsgid",
@@ -201,6 +203,20 @@ fn read_backup(
 mod tests {
     use super::*;
 
+    /// Opens a database that this process just closed. sled's flusher thread may
+    /// still hold the directory's lock for a moment after the last handle is
+    /// dropped, so `Locked` is retried (a separate `daehwa restore` process has long
+    /// exited by the time the server opens the directory).
+    fn open_when_released(path: &Path) -> Store {
+        for _ in 0..100 {
+            match Store::open(path) {
+                Err(StoreError::Locked) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                other => return other.expect("open restored"),
+            }
+        }
+        panic!("{} stayed locked", path.display());
+    }
+
     #[test]
     fn a_backup_restores_every_record_and_refuses_damage() {
         let tmp = tempfile::TempDir::new().expect("tmp");
@@ -215,6 +231,15 @@ mod tests {
             .userid_user
             .insert(b"k2", b"v2")
             .expect("insert");
+        // Read markers are a tree of their own, saved lazily: a backup has them too.
+        store
+            .write_read_markers(&[
+                (1, 2, Some(7)),
+                (1, 3, Some(9)),
+                (1, 3, None),
+                (4, 2, Some(1)),
+            ])
+            .expect("markers");
         let mut file = Vec::new();
         let stats = store.export(&mut file).expect("export");
         assert!(stats.entries >= 3, "{stats:?}");
@@ -227,8 +252,12 @@ mod tests {
 
         let target = tmp.path().join("b");
         Store::restore(file.as_slice(), &target).expect("restore");
-        let restored = Store::open(&target).expect("open restored");
+        let restored = open_when_released(&target);
         assert!(restored.clean_start());
+        assert_eq!(
+            restored.load_read_markers().expect("markers"),
+            vec![(1, 2, 7), (4, 2, 1)]
+        );
         assert_eq!(
             restored
                 .inner

@@ -74,6 +74,9 @@ struct Inner {
     roomid_reservedmsgid: sled::Tree,
     /// user id ++ clientMsgId → [`MessageRef`], written with the message itself.
     userid_clientmsgid_ref: sled::Tree,
+    /// room id ++ user id → the member's read marker, a big-endian msg id. Written
+    /// lazily, by the periodic flush and at shutdown (see [`Store::save_read_markers`]).
+    roomid_userid_readmsgid: sled::Tree,
     /// room id ++ user id → [`BanRecord`].
     roomid_userid_ban: sled::Tree,
     /// room id ++ user id → [`MuteRecord`].
@@ -226,6 +229,7 @@ impl Store {
         let inner = Inner {
             roomid_reservedmsgid: db.open_tree("roomid_reservedmsgid")?,
             userid_clientmsgid_ref: db.open_tree("userid_clientmsgid_ref")?,
+            roomid_userid_readmsgid: db.open_tree("roomid_userid_readmsgid")?,
             roomid_userid_ban: db.open_tree("roomid_userid_ban")?,
             roomid_userid_mute: db.open_tree("roomid_userid_mute")?,
             roomid_userid_invite: db.open_tree("roomid_userid_invite")?,
@@ -378,6 +382,50 @@ impl Store {
 
     pub fn remove_block(&self, blocker: UserId, blocked: UserId) -> StoreResult<()> {
         remove_pair(&self.inner.userid_userid_block, blocker, blocked)
+    }
+
+    // ----- read markers -----
+
+    /// Every stored read marker: (room, user, last read msg id).
+    pub fn load_read_markers(&self) -> StoreResult<Vec<(RoomId, UserId, MsgId)>> {
+        self.inner
+            .roomid_userid_readmsgid
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                if k.len() != 16 {
+                    return Err(StoreError::NotOurs(format!(
+                        "a read marker key of {} bytes",
+                        k.len()
+                    )));
+                }
+                Ok((id_of(&k[..8])?, id_of(&k[8..])?, id_of(&v)?))
+            })
+            .collect()
+    }
+
+    /// Writes read markers in one batch, on a blocking thread: `Some(msg id)` sets a
+    /// member's marker, `None` forgets it (the member left). Not flushed to disk
+    /// here: the message flush that follows, sled's own periodic flush (every
+    /// 500 ms), or the shutdown's flush does.
+    pub async fn save_read_markers(
+        &self,
+        markers: Vec<(RoomId, UserId, Option<MsgId>)>,
+    ) -> StoreResult<()> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_read_markers(&markers)).await?
+    }
+
+    fn write_read_markers(&self, markers: &[(RoomId, UserId, Option<MsgId>)]) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for &(room, user, marker) in markers {
+            match marker {
+                Some(msg_id) => batch.insert(&pair_key(room, user), &key(msg_id)),
+                None => batch.remove(&pair_key(room, user)),
+            }
+        }
+        self.inner.roomid_userid_readmsgid.apply_batch(batch)?;
+        Ok(())
     }
 
     // ----- messages -----

@@ -41,7 +41,7 @@ pub struct Gateway {
     chat: Arc<Chat>,
     shutdown: Shutdown,
     config: WebSocketConfig,
-    /// `server.allowed_origins`; empty allows any.
+    /// `server.allowed_origins`; empty allows only the server's own origin.
     allowed_origins: Arc<[String]>,
 }
 
@@ -168,11 +168,14 @@ fn upgrade(
     };
     // Browsers send Origin; other clients need not, and are not refused for it.
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let allowed = gateway.allowed_origins.is_empty()
-            || gateway
+        let allowed = if gateway.allowed_origins.is_empty() {
+            same_origin(origin, headers.get(header::HOST))
+        } else {
+            gateway
                 .allowed_origins
                 .iter()
-                .any(|o| o.as_bytes().eq_ignore_ascii_case(origin.as_bytes()));
+                .any(|o| o.as_bytes().eq_ignore_ascii_case(origin.as_bytes()))
+        };
         if !allowed {
             return error_reply(
                 StatusCode::FORBIDDEN,
@@ -224,6 +227,36 @@ fn upgrade(
     reply
 }
 
+/// Whether a browser's `Origin` is this server's own: its `host[:port]` is the
+/// request's `Host`. A default port (80 for http, 443 for https) may be written or
+/// left out on either side. `Origin: null` (sandboxed pages, files) is not.
+fn same_origin(origin: &HeaderValue, host: Option<&HeaderValue>) -> bool {
+    let (Ok(origin), Some(Ok(host))) = (origin.to_str(), host.map(HeaderValue::to_str)) else {
+        return false;
+    };
+    let origin = origin.to_ascii_lowercase();
+    let host = host.trim().to_ascii_lowercase();
+    let (authority, default_port) = if let Some(rest) = origin.strip_prefix("http://") {
+        (rest, "80")
+    } else if let Some(rest) = origin.strip_prefix("https://") {
+        (rest, "443")
+    } else {
+        return false;
+    };
+    if authority.is_empty() || authority.contains('/') || host.is_empty() {
+        return false;
+    }
+    let with_port = |a: &str| {
+        // An IPv6 literal is bracketed, so a colon after the last `]` is the port's.
+        let port_colon = a.rfind(':').filter(|&i| a.rfind(']').is_none_or(|b| i > b));
+        match port_colon {
+            Some(_) => a.to_owned(),
+            None => format!("{a}:{default_port}"),
+        }
+    };
+    with_port(authority) == with_port(&host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +267,31 @@ mod tests {
         assert!(!valid_key("dGhlIHNhbXBsZSBub25jZQ="));
         assert!(!valid_key("dGhlIHNhbXBsZSBub25jZ!=="));
         assert!(!valid_key(""));
+    }
+
+    #[test]
+    fn own_origin() {
+        let same = |origin: &str, host: &str| {
+            same_origin(
+                &HeaderValue::from_str(origin).expect("origin"),
+                Some(&HeaderValue::from_str(host).expect("host")),
+            )
+        };
+        assert!(same("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(same("https://Chat.Example", "chat.example"));
+        assert!(same("https://chat.example", "chat.example:443"));
+        assert!(same("http://chat.example:80", "chat.example"));
+        assert!(same("http://[::1]:8080", "[::1]:8080"));
+        assert!(!same("http://[::1]", "[::1]:8080"));
+        assert!(!same("https://chat.example", "chat.example:80"));
+        assert!(!same("http://127.0.0.1:8081", "127.0.0.1:8080"));
+        assert!(!same("http://evil.example", "chat.example"));
+        assert!(!same("null", "chat.example"));
+        assert!(!same("file://", "chat.example"));
+        assert!(!same("http://chat.example/path", "chat.example"));
+        assert!(!same_origin(
+            &HeaderValue::from_static("http://chat.example"),
+            None
+        ));
     }
 }

@@ -100,38 +100,79 @@ async fn login_attempts_per_name() {
     );
 }
 
+/// A WebSocket upgrade request with an optional `Origin`, its status and error code.
+async fn upgrade_from(server: &Server, token: &str, origin: Option<&str>) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .get(server.ws_url(token).replace("ws:", "http:"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let reply = request.send().await.expect("reply");
+    let status = reply.status();
+    let body = if status == StatusCode::SWITCHING_PROTOCOLS {
+        Value::Null
+    } else {
+        reply.json().await.expect("json")
+    };
+    (status, body)
+}
+
 #[tokio::test]
 async fn allowed_origins() {
     let (server, _tmp) =
         server_with("[server]\nallowed_origins = [\"http://chat.example\"]\n").await;
     let alice = server.register("alice").await;
-    let upgrade = |origin: Option<&str>| {
-        let mut request = reqwest::Client::new()
-            .get(server.ws_url(&alice.token).replace("ws:", "http:"))
-            .header("connection", "upgrade")
-            .header("upgrade", "websocket")
-            .header("sec-websocket-version", "13")
-            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
-        if let Some(origin) = origin {
-            request = request.header("origin", origin);
-        }
-        request.send()
-    };
-    let refused = upgrade(Some("http://evil.example")).await.expect("reply");
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let body: Value = refused.json().await.expect("json");
-    assert_eq!(body["error"], "origin_not_allowed");
+    let refused = upgrade_from(&server, &alice.token, Some("http://evil.example")).await;
+    assert_eq!(refused.0, StatusCode::FORBIDDEN);
+    assert_eq!(refused.1["error"], "origin_not_allowed");
+    // With a list, the server's own origin is only allowed if listed.
+    let own = format!("http://{}", server.addr);
     assert_eq!(
-        upgrade(Some("http://chat.example"))
+        upgrade_from(&server, &alice.token, Some(&own)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        upgrade_from(&server, &alice.token, Some("http://chat.example"))
             .await
-            .expect("reply")
-            .status(),
+            .0,
         StatusCode::SWITCHING_PROTOCOLS
     );
     assert_eq!(
-        upgrade(None).await.expect("reply").status(),
+        upgrade_from(&server, &alice.token, None).await.0,
         StatusCode::SWITCHING_PROTOCOLS
     );
+}
+
+#[tokio::test]
+async fn by_default_only_the_servers_own_origin() {
+    let server = Server::start().await;
+    let alice = server.register("alice").await;
+    let port = server.addr.port();
+    let own = format!("http://{}", server.addr);
+    assert_eq!(
+        upgrade_from(&server, &alice.token, Some(&own)).await.0,
+        StatusCode::SWITCHING_PROTOCOLS
+    );
+    // Non-browser clients send no Origin and are not refused for it.
+    assert_eq!(
+        upgrade_from(&server, &alice.token, None).await.0,
+        StatusCode::SWITCHING_PROTOCOLS
+    );
+    for other in [
+        "http://evil.example".to_owned(),
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+        format!("https://127.0.0.1:{port}/"),
+        "null".to_owned(),
+    ] {
+        let refused = upgrade_from(&server, &alice.token, Some(&other)).await;
+        assert_eq!(refused.0, StatusCode::FORBIDDEN, "{other}");
+        assert_eq!(refused.1["error"], "origin_not_allowed", "{other}");
+    }
 }
 
 #[tokio::test]

@@ -4,11 +4,13 @@ mod harness;
 
 mod auth;
 mod cli;
+mod directory;
 mod durability;
 mod gateway;
 mod history;
 mod limits;
 mod moderation;
 mod ops;
+mod reading;
 mod restart;
 mod rooms;
