@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 
 echo "== cargo test"
 cargo test
+
+echo "== web client: unit tests of its pure modules (node --test)"
+node --test tests/web/

@@ -7,6 +7,7 @@ mod auth;
 mod moderation;
 mod ops;
 mod rooms;
+pub mod web;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -72,7 +73,8 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(reply)
 }
 
-/// All REST endpoints, and the operator's: health, readiness, metrics, backup.
+/// All REST endpoints, the operator's (health, readiness, metrics, backup), and the
+/// web client's files.
 pub fn routes(
     chat: Arc<Chat>,
     config: &Config,
@@ -86,6 +88,8 @@ pub fn routes(
         .or(rooms::routes(chat.clone(), limit))
         .unify()
         .or(moderation::routes(chat, limit))
+        .unify()
+        .or(web::routes())
         .unify()
 }
 

@@ -14,3 +14,4 @@ mod ops;
 mod reading;
 mod restart;
 mod rooms;
+mod web;

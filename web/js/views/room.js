@@ -1,0 +1,346 @@
+// The chat view: the room's header (name, members toggle, notification mute, invite,
+// settings, leave), the message list (role "log", named "Messages") with day
+// separators, sender groups, older history on scrolling up and a jump to the newest
+// message, and the composer (IME-safe Enter, Shift+Enter for a new line).
+//
+// Messages are rendered by key (msgId, or clientMsgId while pending), so an update
+// only adds or replaces what changed: screen readers hear new messages once, and
+// later features (edits, reactions) replace a single node.
+
+import { html, refs, icon, replaceChildren } from '../dom.js';
+import { dayLabel, layout, linkify, timeLabel } from '../format.js';
+import { hasOlder } from '../state.js';
+import * as notify from '../notify.js';
+import { avatar } from './sidebar.js';
+import { confirmDialog, inviteDialog, settingsDialog } from './dialogs.js';
+
+/** Pixels from the bottom within which the list counts as scrolled to the newest. */
+const BOTTOM_SLACK = 48;
+/** Pixels from the top at which older messages are fetched. */
+const TOP_TRIGGER = 200;
+
+export function roomView(app, shell, signal) {
+  const root = html`
+    <section class="room" aria-labelledby="room-title">
+      <div class="welcome" data-ref="welcome">
+        <img src="/icon.svg" alt="" width="72" height="72">
+        <h2>Welcome to daehwa</h2>
+        <p class="muted">Pick a room on the left, create a new one, or browse the rooms of your team.</p>
+      </div>
+      <header class="room-head" data-ref="head">
+        <button type="button" class="icon-button back" data-ref="back" aria-label="Back to rooms" title="Back to rooms">${icon('back')}</button>
+        <div class="room-heading">
+          <h2 id="room-title" data-ref="title"></h2>
+          <p class="room-sub" data-ref="sub"></p>
+        </div>
+        <div class="room-tools">
+          <button type="button" class="icon-button" data-ref="mute" aria-pressed="false"></button>
+          <button type="button" class="icon-button" data-ref="invite" aria-label="Invite people" title="Invite people">${icon('invite')}</button>
+          <button type="button" class="icon-button" data-ref="settings" aria-label="Room settings" title="Room settings">${icon('settings')}</button>
+          <button type="button" class="icon-button" data-ref="leave" aria-label="Leave room" title="Leave room">${icon('leave')}</button>
+          <button type="button" class="icon-button members-toggle" data-ref="members" aria-label="Members" title="Members"
+                  aria-controls="members-panel" aria-expanded="false">${icon('users')}<span class="count" data-ref="count" aria-hidden="true"></span></button>
+        </div>
+      </header>
+      <p class="offline-banner" data-ref="offline" hidden>You are offline. These are the saved messages; what you write is sent when the connection is back.</p>
+      <div class="log-wrap" data-ref="logWrap">
+        <div class="log" role="log" aria-label="Messages" tabindex="0" data-ref="log">
+          <div class="log-top" data-ref="top"></div>
+          <div class="log-items" data-ref="items"></div>
+        </div>
+        <button type="button" class="jump" data-ref="jump" hidden>${icon('down')}<span>Jump to newest</span></button>
+      </div>
+      <form class="composer" data-ref="composer">
+        <textarea data-ref="input" aria-label="Message" rows="1" enterkeyhint="send"
+                  aria-describedby="composer-hint"></textarea>
+        <button type="submit" class="send" aria-label="Send" title="Send">${icon('send')}</button>
+      </form>
+      <p class="composer-hint" id="composer-hint">Enter sends · Shift+Enter starts a new line</p>
+    </section>`;
+  const r = refs(root);
+  const nodes = new Map();
+  const drafts = new Map();
+  let shownRoom = null;
+
+  // ---- header ----
+
+  r.back.addEventListener('click', () => app.openRoom(null));
+  r.members.addEventListener('click', () => shell.openMembers());
+  r.mute.addEventListener('click', () => {
+    const id = app.state.current;
+    notify.setMuted(id, !notify.isMuted(id));
+    renderHead();
+    app.roomsChanged();
+  });
+  r.invite.addEventListener('click', () => inviteDialog(app, app.currentRoom()));
+  r.settings.addEventListener('click', () => settingsDialog(app, app.currentRoom()));
+  r.leave.addEventListener('click', async () => {
+    const room = app.currentRoom();
+    if (!room) return;
+    const ok = await confirmDialog({
+      title: `Leave ${app.title(room)}?`,
+      text: room.isDirected
+        ? 'The conversation is hidden until a new message arrives.'
+        : 'You can join again later unless the room is private.',
+      confirm: 'Leave',
+    });
+    if (!ok) return;
+    try {
+      await app.leaveRoom(room.chatSeq);
+    } catch (e) {
+      app.toast(e.message);
+    }
+  });
+
+  function renderHead() {
+    const room = app.currentRoom();
+    root.classList.toggle('empty', !room);
+    r.welcome.hidden = Boolean(room);
+    r.head.hidden = r.logWrap.hidden = r.composer.hidden = !room;
+    root.querySelector('.composer-hint').hidden = !room;
+    if (!room) return;
+    const title = app.title(room);
+    r.title.textContent = room.isDirected ? title : `# ${title}`;
+    r.title.title = title;
+    const type = room.isDirected ? 'Direct message' : { public: 'Public', protected: 'Protected', private: 'Private' }[room.chatType];
+    const count = room.memberCount ?? 0;
+    r.sub.textContent = `${type} · ${count} ${count === 1 ? 'member' : 'members'}`;
+    r.count.textContent = String(count);
+    const muted = notify.isMuted(room.chatSeq);
+    r.mute.setAttribute('aria-pressed', String(muted));
+    r.mute.setAttribute('aria-label', 'Mute notifications');
+    r.mute.title = muted ? 'Notifications muted for this room' : 'Mute notifications for this room';
+    replaceChildren(r.mute, icon(muted ? 'bellOff' : 'bell'));
+    const role = app.myRole(room.chatSeq);
+    r.invite.hidden = room.isDirected || role === 'member';
+    r.settings.hidden = room.isDirected || role !== 'owner';
+    r.members.setAttribute('aria-expanded', String(shell.membersOpen()));
+    r.input.placeholder = room.isDirected ? `Message ${title}` : `Message #${title}`;
+    r.offline.hidden = app.state.connection === 'online';
+  }
+
+  // ---- message list ----
+
+  function atBottom() {
+    const log = r.log;
+    return log.scrollHeight - log.scrollTop - log.clientHeight < BOTTOM_SLACK;
+  }
+  app.setReadingCheck(atBottom);
+
+  function itemsOf(roomId) {
+    const held = app.state.rooms_messages.get(roomId);
+    if (!held) return { entries: [], held: null };
+    const entries = [];
+    const notices = [...held.notices];
+    const flushNotices = (upTo) => {
+      while (notices.length && notices[0].afterMsgId <= upTo) entries.push(notices.shift());
+    };
+    for (const m of held.list) {
+      flushNotices(m.msgId - 1);
+      entries.push(m);
+    }
+    flushNotices(Infinity);
+    const me = app.state.me;
+    for (const p of app.state.outbox.forRoom(roomId)) {
+      entries.push({ ...p, pending: true, senderId: me.userId, senderName: me.username });
+    }
+    return { entries, held };
+  }
+
+  function keyOf(item) {
+    if (item.kind === 'day') return `d${item.key}`;
+    if (item.kind === 'notice') return `n${item.notice.id}`;
+    const m = item.message;
+    const head = item.head ? 'h' : 'c';
+    if (m.pending) return `p${m.clientMsgId}:${m.state}:${head}:${app.state.connection}`;
+    return `m${m.msgId}:${head}`;
+  }
+
+  function messageText(content) {
+    return linkify(content).map((part) =>
+      part.href
+        ? html`<a href="${part.href}" rel="noopener noreferrer" target="_blank">${part.text}</a>`
+        : part.text,
+    );
+  }
+
+  function nodeOf(item) {
+    if (item.kind === 'day') {
+      return html`<div class="day"><span>${dayLabel(item.date)}</span></div>`;
+    }
+    if (item.kind === 'notice') {
+      return html`<div class="notice">${item.notice.text}</div>`;
+    }
+    const m = item.message;
+    const date = new Date(m.createdAt);
+    const time = timeLabel(date);
+    const full = date.toLocaleString();
+    const mine = m.senderId === app.state.me.userId;
+    const el = html`
+      <div class="msg ${item.head ? 'head' : 'cont'} ${mine ? 'mine' : ''} ${m.pending ? `pending ${m.state}` : ''}">
+        <div class="msg-gutter">${item.head ? avatar(m.senderName) : html`<time class="gutter-time" datetime="${m.createdAt}" title="${full}">${time}</time>`}</div>
+        <div class="msg-main">
+          ${item.head
+            ? html`<div class="msg-meta"><span class="sender">${m.senderName}</span><time datetime="${m.createdAt}" title="${full}">${time}</time></div>`
+            : html`<span class="sr-only">${m.senderName}, ${time}:</span>`}
+          <div class="msg-text">${messageText(m.content)}</div>
+          ${m.pending ? pendingStatus(m) : null}
+        </div>
+      </div>`;
+    if (m.msgId) el.dataset.msgId = m.msgId;
+    return el;
+  }
+
+  function pendingStatus(m) {
+    if (m.state === 'failed') {
+      return html`<div class="msg-status failed">
+        <span>Not sent: ${m.error}</span>
+        <button type="button" class="link-button" @click=${() => app.retry(m.clientMsgId)}>Retry</button>
+        <button type="button" class="link-button" @click=${() => app.discard(m.clientMsgId)}>Discard</button>
+      </div>`;
+    }
+    const text = app.state.connection === 'online' ? 'Sending…' : 'Waiting for the connection…';
+    return html`<div class="msg-status">${text}</div>`;
+  }
+
+  function renderTop(held) {
+    let text = '';
+    if (held?.loadingOlder) text = 'Loading older messages…';
+    else if (held && !hasOlder(held.list, held.reachedStart)) {
+      const room = app.currentRoom();
+      text = room ? `This is the beginning of ${room.isDirected ? 'your conversation with ' : '#'}${app.title(room)}.` : '';
+    }
+    r.top.textContent = text;
+  }
+
+  function renderMessages(roomChanged = false) {
+    const roomId = app.state.current;
+    if (roomId === null) return;
+    const log = r.log;
+    const wasAtBottom = roomChanged || atBottom();
+    const firstBefore = r.items.firstElementChild;
+    const heightBefore = log.scrollHeight;
+    const topBefore = log.scrollTop;
+
+    const { entries, held } = itemsOf(roomId);
+    renderTop(held);
+    const wanted = layout(entries).map((item) => {
+      const key = keyOf(item);
+      let node = nodes.get(key);
+      if (!node) {
+        node = nodeOf(item);
+        nodes.set(key, node);
+      }
+      return [key, node];
+    });
+    const keep = new Set(wanted.map(([key]) => key));
+    for (const key of nodes.keys()) if (!keep.has(key)) nodes.delete(key);
+    const list = r.items;
+    wanted.forEach(([, node], i) => {
+      if (list.children[i] !== node) list.insertBefore(node, list.children[i] ?? null);
+    });
+    while (list.children.length > wanted.length) list.lastElementChild.remove();
+
+    if (wasAtBottom) {
+      log.scrollTop = log.scrollHeight;
+    } else if (firstBefore && list.firstElementChild !== firstBefore && firstBefore.isConnected) {
+      // Older messages went in above: keep what the reader was looking at in place.
+      log.scrollTop = topBefore + (log.scrollHeight - heightBefore);
+    }
+    afterScroll();
+    // A short list does not scroll: fetch older messages until it does, or none are left.
+    if (held && log.scrollHeight <= log.clientHeight + TOP_TRIGGER && hasOlder(held.list, held.reachedStart) && held.fromNetwork) {
+      app.loadOlder();
+    }
+  }
+
+  function afterScroll() {
+    const bottom = atBottom();
+    r.jump.hidden = bottom;
+    if (bottom && document.visibilityState === 'visible') app.markRead();
+  }
+
+  r.log.addEventListener('scroll', () => {
+    if (r.log.scrollTop < TOP_TRIGGER) app.loadOlder();
+    afterScroll();
+  }, { passive: true });
+  r.jump.addEventListener('click', () => {
+    r.log.scrollTop = r.log.scrollHeight;
+    afterScroll();
+    r.input.focus();
+  });
+  document.addEventListener('visibilitychange', afterScroll, { signal });
+  window.addEventListener('focus', afterScroll, { signal });
+
+  // ---- composer ----
+
+  function autosize() {
+    const input = r.input;
+    input.style.height = 'auto';
+    input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
+  }
+
+  function submit() {
+    const text = r.input.value;
+    if (text.trim() === '') return;
+    app.send(text);
+    r.input.value = '';
+    drafts.delete(app.state.current);
+    autosize();
+    r.log.scrollTop = r.log.scrollHeight;
+  }
+
+  r.composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    submit();
+    r.input.focus();
+  });
+  r.input.addEventListener('keydown', (e) => {
+    // An IME (Korean, Japanese, Chinese) uses Enter to commit what is being composed:
+    // that Enter must not send. keyCode 229 is how Safari reports it after compositionend.
+    if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+    e.preventDefault();
+    submit();
+  });
+  r.input.addEventListener('input', () => {
+    drafts.set(app.state.current, r.input.value);
+    autosize();
+  });
+
+  // ---- wiring ----
+
+  function showRoom() {
+    const roomId = app.state.current;
+    if (shownRoom !== null && shownRoom !== roomId) drafts.set(shownRoom, r.input.value);
+    const changed = shownRoom !== roomId;
+    shownRoom = roomId;
+    renderHead();
+    if (changed) {
+      nodes.clear();
+      r.items.replaceChildren();
+      r.input.value = drafts.get(roomId) ?? '';
+      autosize();
+    }
+    if (roomId !== null) {
+      renderMessages(true);
+      if (changed && window.matchMedia('(min-width: 700px)').matches) r.input.focus();
+    }
+  }
+
+  app.addEventListener('room', showRoom, { signal });
+  app.addEventListener('rooms', renderHead, { signal });
+  app.addEventListener('members', (e) => {
+    if (e.detail === app.state.current) renderHead();
+  }, { signal });
+  app.addEventListener('messages', (e) => {
+    if (e.detail === app.state.current) renderMessages();
+  }, { signal });
+  app.addEventListener('connection', () => {
+    renderHead();
+    renderMessages();
+  }, { signal });
+  shell.onMembersToggle(renderHead);
+  showRoom();
+
+  return { root, focusComposer: () => r.input.focus() };
+}
