@@ -108,6 +108,9 @@ pub struct LimitsConfig {
     /// Most messages a `resume` replays per room; further behind, the client is told
     /// to reload history (`resync`).
     pub replay_max: u32,
+    /// Most messages a `resume` replays in all, over every room; rooms past it get
+    /// `resync`. Bounds what one reconnect can make the server send.
+    pub replay_total_max: u32,
     /// Sustained messages per second per user (HTTP and WebSocket together).
     pub messages_per_second: f64,
     /// Messages a user may send at once before `messages_per_second` applies.
@@ -127,6 +130,7 @@ impl Default for LimitsConfig {
             max_ws_message_bytes: 64 * 1024,
             ws_send_queue: 1024,
             replay_max: 1000,
+            replay_total_max: 10_000,
             messages_per_second: 20.0,
             message_burst: 40,
             connections_per_user: 16,
@@ -261,6 +265,9 @@ impl Config {
         }
         if self.limits.replay_max == 0 {
             return invalid("limits.replay_max", "must be at least 1");
+        }
+        if self.limits.replay_total_max == 0 {
+            return invalid("limits.replay_total_max", "must be at least 1");
         }
         if !(self.limits.messages_per_second > 0.0 && self.limits.messages_per_second.is_finite()) {
             return invalid("limits.messages_per_second", "must be a positive number");

@@ -5,46 +5,62 @@
 //! [`Delivery`] to every connection of those users through a bounded queue. It never
 //! waits: a connection whose queue is full is told to close (it is too slow to keep
 //! up, and its client will reconnect and catch up from history), and the others go
-//! on. An event is encoded at most once, by the first connection that sends it.
+//! on.
 //!
-//! The bus knows nothing of sockets or wire formats beyond that cached encoding.
+//! The bus knows no wire format. A delivery carries the event; each transport turns
+//! it into its own frame with an [`Encoding`], once per event whatever the number of
+//! recipients, and the delivery caches that frame per encoding.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use bytes::Bytes;
-use serde::Serialize;
 use tokio::sync::{mpsc, Notify};
 
 use crate::store::records::UserId;
 
+/// How a transport turns an event into its frame. Implemented by a type of the
+/// transport; the type is the key of the delivery's cache.
+pub trait Encoding<E>: 'static {
+    /// The encoded event, cheap to clone (a reference-counted buffer).
+    type Frame: Clone + Send + Sync + 'static;
+    fn encode(event: &E) -> Self::Frame;
+}
+
+/// Encodings cached per delivery: one per transport. A further one is still
+/// correct, only encoded per recipient.
+const CACHED_ENCODINGS: usize = 2;
+
+type CachedFrame = (TypeId, Box<dyn Any + Send + Sync>);
+
 /// One event on its way to many connections.
 pub struct Delivery<E> {
     pub event: E,
-    /// The JSON text of `event`, made by the first connection that needs it.
-    json: OnceLock<Bytes>,
+    /// Frames made by the first connection of each transport that sends the event.
+    frames: [OnceLock<CachedFrame>; CACHED_ENCODINGS],
 }
 
-impl<E: Serialize> Delivery<E> {
+impl<E> Delivery<E> {
     pub fn new(event: E) -> Self {
         Self {
             event,
-            json: OnceLock::new(),
+            frames: Default::default(),
         }
     }
 
-    /// The event as JSON text, encoded once for all recipients.
-    pub fn json(&self) -> &Bytes {
-        self.json.get_or_init(|| match serde_json::to_vec(&self.event) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) => {
-                // Our events are plain structs and strings; this cannot happen short
-                // of a bug, which must not take the connection down with it.
-                tracing::error!(error = %e, "an event could not be encoded");
-                Bytes::from_static(br#"{"event":"error","data":{"error":"internal","message":"an event could not be encoded"}}"#)
+    /// The event encoded with `C`, encoded once for all recipients.
+    pub fn encoded<C: Encoding<E>>(&self) -> C::Frame {
+        let key = TypeId::of::<C>();
+        for slot in &self.frames {
+            let (slot_key, frame) = slot.get_or_init(|| (key, Box::new(C::encode(&self.event))));
+            if *slot_key == key {
+                if let Some(frame) = frame.downcast_ref::<C::Frame>() {
+                    return frame.clone();
+                }
             }
-        })
+        }
+        C::encode(&self.event)
     }
 }
 
@@ -69,17 +85,27 @@ impl Control {
         let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(reason);
-            self.notify.notify_one();
+            // Every waiter: a transport may wait here while its session does too.
+            self.notify.notify_waiters();
         }
+    }
+
+    /// Why the bus wants this connection closed, if it does.
+    pub fn reason(&self) -> Option<CloseReason> {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Resolves when the bus wants this connection closed, with the reason.
     pub async fn closed(&self) -> CloseReason {
         loop {
-            if let Some(reason) = *self.reason.lock().unwrap_or_else(|p| p.into_inner()) {
+            // Registered before the check, so that a close in between wakes it.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(reason) = self.reason() {
                 return reason;
             }
-            self.notify.notified().await;
+            notified.await;
         }
     }
 }
@@ -93,6 +119,10 @@ struct Subscriber<E> {
     control: Arc<Control>,
 }
 
+/// A user already has as many connections as allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyConnections;
+
 pub struct Bus<E> {
     /// Open connections by user. Read-locked for every publish; written only when a
     /// connection opens or closes. Never held across an `.await`.
@@ -103,7 +133,7 @@ pub struct Bus<E> {
 }
 
 /// A connection's end of the bus; dropping it unsubscribes.
-pub struct Subscription<E: Serialize> {
+pub struct Subscription<E> {
     bus: Arc<Bus<E>>,
     user: UserId,
     id: u64,
@@ -111,7 +141,7 @@ pub struct Subscription<E: Serialize> {
     pub control: Arc<Control>,
 }
 
-impl<E: Serialize> Drop for Subscription<E> {
+impl<E> Drop for Subscription<E> {
     fn drop(&mut self) {
         let mut map = self.bus.write();
         if let Some(list) = map.get_mut(&self.user) {
@@ -123,7 +153,7 @@ impl<E: Serialize> Drop for Subscription<E> {
     }
 }
 
-impl<E: Serialize> Bus<E> {
+impl<E> Bus<E> {
     pub fn new(queue: usize) -> Arc<Self> {
         Arc::new(Self {
             subscribers: RwLock::default(),
@@ -142,24 +172,39 @@ impl<E: Serialize> Bus<E> {
         self.subscribers.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens a connection's queue. Events published from now on reach it.
-    pub fn subscribe(self: &Arc<Self>, user: UserId, token_hash: [u8; 32]) -> Subscription<E> {
-        let (tx, rx) = mpsc::channel(self.queue);
+    /// Opens a connection's queue (events published from now on reach it), unless `user` already has `max` open: counted
+    /// and checked under one lock, so that racing connections cannot pass the
+    /// limit together.
+    pub fn subscribe_within(
+        self: &Arc<Self>,
+        user: UserId,
+        token_hash: [u8; 32],
+        max: usize,
+    ) -> Result<Subscription<E>, TooManyConnections> {
         let control = Arc::new(Control::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.write().entry(user).or_default().push(Subscriber {
-            id,
-            token_hash,
-            tx,
-            control: Arc::clone(&control),
-        });
-        Subscription {
+        let rx = {
+            let mut map = self.write();
+            let list = map.entry(user).or_default();
+            if list.len() >= max {
+                return Err(TooManyConnections);
+            }
+            let (tx, rx) = mpsc::channel(self.queue);
+            list.push(Subscriber {
+                id,
+                token_hash,
+                tx,
+                control: Arc::clone(&control),
+            });
+            rx
+        };
+        Ok(Subscription {
             bus: Arc::clone(self),
             user,
             id,
             rx,
             control,
-        }
+        })
     }
 
     /// Sends `event` to every connection of every user in `audience`.
@@ -214,11 +259,16 @@ impl<E: Serialize> Bus<E> {
 mod tests {
     use super::*;
 
+    fn subscribe<E>(bus: &Arc<Bus<E>>, user: UserId, token_hash: [u8; 32]) -> Subscription<E> {
+        bus.subscribe_within(user, token_hash, usize::MAX)
+            .expect("no limit")
+    }
+
     #[tokio::test]
     async fn a_full_queue_closes_only_that_connection() {
         let bus: Arc<Bus<u32>> = Bus::new(2);
-        let mut slow = bus.subscribe(1, [0; 32]);
-        let mut fast = bus.subscribe(2, [0; 32]);
+        let mut slow = subscribe(&bus, 1, [0; 32]);
+        let mut fast = subscribe(&bus, 2, [0; 32]);
         for n in 0..3 {
             bus.publish([1, 2], n);
             let got = fast.rx.recv().await.expect("delivered");
@@ -234,12 +284,56 @@ mod tests {
     #[tokio::test]
     async fn one_encoding_is_shared_by_all_recipients() {
         let bus: Arc<Bus<&'static str>> = Bus::new(4);
-        let mut a = bus.subscribe(1, [0; 32]);
-        let mut b = bus.subscribe(1, [1; 32]);
+        let mut a = subscribe(&bus, 1, [0; 32]);
+        let mut b = subscribe(&bus, 1, [1; 32]);
         bus.publish([1], "hi");
         let (da, db) = (a.rx.recv().await.expect("a"), b.rx.recv().await.expect("b"));
         assert!(Arc::ptr_eq(&da, &db));
-        assert_eq!(da.json().as_ptr(), db.json().as_ptr());
-        assert_eq!(&da.json()[..], b"\"hi\"");
+        let (fa, fb) = (da.encoded::<Quoted>(), db.encoded::<Quoted>());
+        assert!(Arc::ptr_eq(&fa, &fb), "encoded once");
+        assert_eq!(&*fa, "\"hi\"");
+        // Another transport's encoding is cached beside it.
+        let shouted = da.encoded::<Shouted>();
+        assert_eq!(&*shouted, "HI");
+        assert!(Arc::ptr_eq(&shouted, &db.encoded::<Shouted>()));
+        assert!(Arc::ptr_eq(&fa, &da.encoded::<Quoted>()));
+        // One encoding more than the cache holds is still right, only not shared.
+        assert_eq!(&*da.encoded::<Bare>(), "hi");
+    }
+
+    struct Quoted;
+    impl Encoding<&'static str> for Quoted {
+        type Frame = Arc<str>;
+        fn encode(event: &&'static str) -> Arc<str> {
+            format!("{event:?}").into()
+        }
+    }
+    struct Shouted;
+    impl Encoding<&'static str> for Shouted {
+        type Frame = Arc<str>;
+        fn encode(event: &&'static str) -> Arc<str> {
+            event.to_uppercase().into()
+        }
+    }
+    struct Bare;
+    impl Encoding<&'static str> for Bare {
+        type Frame = Arc<str>;
+        fn encode(event: &&'static str) -> Arc<str> {
+            (*event).into()
+        }
+    }
+
+    #[test]
+    fn the_connection_limit_is_checked_where_it_is_counted() {
+        let bus: Arc<Bus<u32>> = Bus::new(1);
+        let first = bus.subscribe_within(1, [0; 32], 2).expect("first");
+        let _second = bus.subscribe_within(1, [0; 32], 2).expect("second");
+        assert_eq!(
+            bus.subscribe_within(1, [0; 32], 2).err(),
+            Some(TooManyConnections)
+        );
+        assert!(bus.subscribe_within(2, [0; 32], 2).is_ok(), "per user");
+        drop(first);
+        assert!(bus.subscribe_within(1, [0; 32], 2).is_ok());
     }
 }

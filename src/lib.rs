@@ -8,7 +8,10 @@
 //! - [`http`]: the REST API (controller).
 //! - [`reply`]: the one place a domain error becomes an HTTP reply (status and JSON),
 //!   shared by the REST API and the gateways' upgrades.
-//! - [`ws`]: the WebSocket gateway: upgrade, sessions, frame codec.
+//! - [`session`]: what a connection means, whatever its transport: the session core
+//!   (a state machine of commands and deliveries in, events and a close out).
+//! - [`ws`]: the WebSocket gateway at `/ws`: upgrade, frame codec, a thin loop
+//!   around the session core.
 //! - [`chat`]: the domain (service): accounts, rooms, membership, messages.
 //! - [`store`]: sled trees and the write-behind buffer (repository and cache).
 //! - [`events`]: the in-process bus from the domain to connections (event emitter).
@@ -17,7 +20,8 @@
 //! - [`error`]: the domain error type.
 //!
 //! Arrows go one way: `server` (wiring) imports everything and nothing imports it;
-//! `http`/`ws` → `reply`, `shutdown`, `chat` → `store`; `chat` → `events` → `ws`;
+//! `http`/`ws` → `reply`, `shutdown`, `chat` → `store`; `ws` → `session` → `chat`;
+//! `chat` → `events` → `session`;
 //! `admin` → `chat`. `http` and `ws` do not import each other. The domain, the store
 //! and the bus never import warp.
 
@@ -31,6 +35,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod reply;
 pub mod server;
+pub mod session;
 pub mod shutdown;
 pub mod store;
 pub mod ws;

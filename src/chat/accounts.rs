@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::password::{self, token_hash};
 use super::view::{SessionView, UserView};
-use super::{Account, Chat};
+use super::{Account, Chat, Event};
 use crate::error::{Error, Result};
-use crate::events::CloseReason;
+use crate::events::{CloseReason, Subscription, TooManyConnections};
 use crate::store::records::{now_millis, TokenRecord, UserId, UserRecord};
 
 pub const USERNAME_MAX_CHARS: usize = 32;
@@ -189,17 +189,17 @@ impl Chat {
         Ok(())
     }
 
-    /// Refuses a new connection for a user who has as many as allowed.
-    pub fn check_connection_limit(&self, user: UserId) -> Result<()> {
+    /// Opens a connection of `caller` on the bus, unless the user already has as
+    /// many as allowed (`limits.connections_per_user`): checked and counted at once.
+    pub fn connect(&self, caller: Caller) -> Result<Subscription<Event>> {
         let max = self.settings.connections_per_user;
-        if self.bus.connections_of(user) >= max {
-            return Err(Error::RateLimited {
+        self.bus
+            .subscribe_within(caller.user_id, caller.token_hash, max)
+            .map_err(|TooManyConnections| Error::RateLimited {
                 code: "too_many_connections",
                 message: format!("at most {max} open connections per user"),
                 retry_after_ms: 1000,
-            });
-        }
-        Ok(())
+            })
     }
 
     /// The user a bearer token belongs to.

@@ -63,7 +63,8 @@ struct Original {
 pub enum Replay {
     /// Every message after the client's last one, in order.
     Messages(Vec<MessageView>),
-    /// More than `limits.replay_max` messages: reload history instead.
+    /// More than `limits.replay_max` messages (or than the replay may still send):
+    /// reload history instead.
     TooFar { newest: MsgId },
 }
 
@@ -172,7 +173,9 @@ impl Chat {
                     ));
                 }
                 // In `sync` mode the original may still wait for the disk: answer
-                // once the batch being filled now, which comes after it, is stored.
+                // once the newest batch with a message, which holds it or comes
+                // after it, is stored. (Not the batch being filled: when it is
+                // empty no flush writes it, and the resend was never answered.)
                 return Ok(Accepted {
                     sent: Sent {
                         view: MessageView {
@@ -181,7 +184,7 @@ impl Chat {
                         },
                         duplicate: true,
                     },
-                    generation: sync.then(|| self.store.pending_generation()),
+                    generation: sync.then(|| self.store.newest_generation()),
                 });
             }
         }
@@ -412,8 +415,15 @@ impl Chat {
         Ok(self.views(page))
     }
 
-    /// The messages of a room after `after`, for a client that reconnects.
-    pub fn replay(&self, caller: Caller, room_id: RoomId, after: MsgId) -> Result<Replay> {
+    /// The messages of a room after `after`, for a client that reconnects: at most
+    /// `max` (and at most `limits.replay_max`), else [`Replay::TooFar`].
+    pub fn replay(
+        &self,
+        caller: Caller,
+        room_id: RoomId,
+        after: MsgId,
+        max: usize,
+    ) -> Result<Replay> {
         let (newest, blocked) = {
             let directory = self.directory();
             let newest = directory.joined(room_id, caller.user_id)?.last_msg_id();
@@ -424,7 +434,8 @@ impl Chat {
             return Ok(Replay::Messages(Vec::new()));
         }
         let missed = newest - after;
-        if missed > MsgId::from(self.settings.replay_max) {
+        let max = (max as MsgId).min(MsgId::from(self.settings.replay_max));
+        if missed > max {
             return Ok(Replay::TooFar { newest });
         }
         let mut messages =

@@ -44,6 +44,7 @@ pub struct Settings {
     pub max_message_bytes: usize,
     pub history_page_max: u32,
     pub replay_max: u32,
+    pub replay_total_max: u32,
     pub messages_per_second: f64,
     pub message_burst: u32,
     pub connections_per_user: usize,
@@ -59,6 +60,7 @@ impl Settings {
             max_message_bytes: limits.max_message_bytes,
             history_page_max: limits.history_page_max,
             replay_max: limits.replay_max,
+            replay_total_max: limits.replay_total_max,
             messages_per_second: limits.messages_per_second,
             message_burst: limits.message_burst,
             connections_per_user: limits.connections_per_user,
@@ -357,6 +359,10 @@ impl Chat {
             ),
             settings,
         })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     pub fn bus(&self) -> &Arc<Bus<Event>> {

@@ -271,6 +271,14 @@ impl Chat {
     }
 
     /// The rooms the user is a member of.
+    /// How many rooms `user` is a member of.
+    pub fn room_count(&self, user: UserId) -> usize {
+        self.directory()
+            .user_rooms
+            .get(&user)
+            .map_or(0, |rooms| rooms.len())
+    }
+
     pub fn my_rooms(&self, user: UserId) -> Vec<RoomView> {
         let directory = self.directory();
         directory

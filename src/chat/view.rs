@@ -280,41 +280,51 @@ pub struct ErrorEvent {
     pub reference: Option<serde_json::Value>,
 }
 
-/// Every event the gateway sends. Serialized as `{"event": <name>, "data": …}`.
+/// Every event a connection receives. Serializes as its data alone: how the name and
+/// the data are framed (`{"event", "data"}` on `/ws`, a socket.io packet) is each
+/// transport's business; [`Event::name`] gives the name.
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", content = "data")]
+#[serde(untagged)]
 pub enum Event {
     /// The user's rooms, right after a connection is accepted.
-    #[serde(rename = "rooms")]
     Rooms(Vec<RoomView>),
-    #[serde(rename = "new room")]
     NewRoom(RoomView),
-    #[serde(rename = "join room")]
     JoinRoom(JoinEvent),
-    #[serde(rename = "user leave")]
     UserLeave(LeaveEvent),
     /// A member's role changed (named, removed, or ownership passed on).
-    #[serde(rename = "role change")]
     RoleChange(RoleEvent),
-    #[serde(rename = "user mute")]
     UserMute(ModerationEvent),
-    #[serde(rename = "user unmute")]
     UserUnmute(ModerationEvent),
-    #[serde(rename = "user ban")]
     UserBan(ModerationEvent),
-    #[serde(rename = "user unban")]
     UserUnban(ModerationEvent),
-    #[serde(rename = "room update")]
     RoomUpdate(RoomUpdateEvent),
-    #[serde(rename = "invite")]
     Invite(InviteEvent),
-    #[serde(rename = "chat")]
     Chat(MessageView),
-    #[serde(rename = "resync")]
     Resync(ResyncEvent),
     /// The user's read marker in a room moved (on another connection, maybe).
-    #[serde(rename = "read")]
     Read(ReadEvent),
-    #[serde(rename = "error")]
     Error(ErrorEvent),
+}
+
+impl Event {
+    /// The event's name on the wire, the original design's.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Rooms(_) => "rooms",
+            Self::NewRoom(_) => "new room",
+            Self::JoinRoom(_) => "join room",
+            Self::UserLeave(_) => "user leave",
+            Self::RoleChange(_) => "role change",
+            Self::UserMute(_) => "user mute",
+            Self::UserUnmute(_) => "user unmute",
+            Self::UserBan(_) => "user ban",
+            Self::UserUnban(_) => "user unban",
+            Self::RoomUpdate(_) => "room update",
+            Self::Invite(_) => "invite",
+            Self::Chat(_) => "chat",
+            Self::Resync(_) => "resync",
+            Self::Read(_) => "read",
+            Self::Error(_) => "error",
+        }
+    }
 }

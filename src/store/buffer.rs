@@ -132,9 +132,17 @@ impl WriteBehind {
         generation
     }
 
-    /// The generation of the batch being filled now.
-    pub fn pending_generation(&self) -> Generation {
-        self.state().pending_generation
+    /// The newest generation that holds a message: the batch being filled if it has
+    /// any, else the one before it (being written, or already durable). Every
+    /// message pushed so far is durable once this generation is; waiting for it never
+    /// waits for a batch that no flush will write.
+    pub fn newest_generation(&self) -> Generation {
+        let state = self.state();
+        if state.pending.len > 0 {
+            state.pending_generation
+        } else {
+            state.pending_generation - 1
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -263,6 +271,7 @@ mod tests {
         assert!(failed.is_err());
         assert!(buffer.is_failing());
         assert_eq!(buffer.push(message(1, 8)), 2);
+        assert_eq!(buffer.newest_generation(), 2);
         buffer.push(message(1, 9));
         assert_eq!(buffer.len(), 6);
 
@@ -287,6 +296,8 @@ mod tests {
             buffer.durable(generation).await;
         }
         assert_eq!(written[0], [(1, 5), (1, 6), (1, 7), (2, 1)]);
+        // Nothing is pending: the newest generation is the one just written.
+        assert_eq!(buffer.newest_generation(), 2);
         assert_eq!(written[1], [(1, 8), (1, 9)]);
         assert_eq!(buffer.len(), 0);
         assert!(!buffer.is_failing());

@@ -480,8 +480,8 @@ impl Store {
     }
 
     /// The generation of the batch being filled now.
-    pub fn pending_generation(&self) -> Generation {
-        self.inner.buffer.pending_generation()
+    pub fn newest_generation(&self) -> Generation {
+        self.inner.buffer.newest_generation()
     }
 
     /// One message, from the buffer or the disk.

@@ -1,41 +1,15 @@
 //! The gateway's wire format: JSON text frames `{"event": <name>, "data": …}`.
 //!
-//! Decoding turns a client frame into a [`Command`], the transport-neutral meaning of
-//! the frame; a second transport (socket.io) only needs a decoder of its own.
+//! Decoding turns a client frame into the session's [`Command`]; encoding turns an
+//! event into its frame, once per event for all recipients ([`Json`]).
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
-use crate::chat::view::ErrorEvent;
-use crate::store::records::{MsgId, RoomId};
-
-/// Parses the `resume` query parameter of the upgrade: `ROOM:LASTMSGID` pairs
-/// separated by commas, e.g. `3:120,7:0`.
-pub fn decode_resume(text: &str) -> Result<Vec<(RoomId, MsgId)>, String> {
-    text.split(',')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (room, last) = pair.split_once(':').ok_or_else(|| {
-                format!("resume takes ROOM:LASTMSGID pairs separated by commas, not {pair:?}")
-            })?;
-            match (room.parse::<RoomId>(), last.parse::<MsgId>()) {
-                (Ok(room), Ok(last)) => Ok((room, last)),
-                _ => Err(format!("resume pair {pair:?} is not two whole numbers")),
-            }
-        })
-        .collect()
-}
-
-/// What a client asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Send a message to a room.
-    Chat {
-        room_id: RoomId,
-        content: String,
-        client_msg_id: Option<String>,
-    },
-}
+use crate::chat::view::{ErrorEvent, Event};
+use crate::events::Encoding;
+use crate::session::{decode_command, Command};
 
 #[derive(Deserialize)]
 struct Frame {
@@ -44,69 +18,51 @@ struct Frame {
     data: Value,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ChatData {
-    chat_seq: RoomId,
-    content: String,
-    client_msg_id: Option<String>,
+#[derive(Serialize)]
+struct Envelope<'a> {
+    event: &'static str,
+    data: &'a Event,
 }
 
-fn refused(error: &'static str, message: String, reference: Option<Value>) -> ErrorEvent {
-    ErrorEvent {
-        error,
-        message,
-        reference,
-    }
-}
+/// `/ws`'s encoding of an event: `{"event": <name>, "data": …}` as a text frame.
+pub struct Json;
 
-/// The parts of a refused frame a client can match its error against.
-fn reference_of(event: &str, data: &Value) -> Value {
-    let mut reference = json!({ "event": event });
-    for key in ["chatSeq", "clientMsgId"] {
-        if let Some(value) = data.get(key).filter(|v| v.is_number() || v.is_string()) {
-            reference[key] = value.clone();
+impl Encoding<Event> for Json {
+    type Frame = Utf8Bytes;
+
+    fn encode(event: &Event) -> Utf8Bytes {
+        let envelope = Envelope {
+            event: event.name(),
+            data: event,
+        };
+        match serde_json::to_string(&envelope) {
+            Ok(text) => Utf8Bytes::from(text),
+            Err(e) => {
+                // Our events are plain structs and strings; this cannot happen short
+                // of a bug, which must not take the connection down with it.
+                tracing::error!(error = %e, event = event.name(), "an event could not be encoded");
+                Utf8Bytes::from_static(
+                    r#"{"event":"error","data":{"error":"internal","message":"an event could not be encoded"}}"#,
+                )
+            }
         }
     }
-    reference
 }
 
 /// Decodes one text frame.
 pub fn decode(text: &str) -> Result<Command, ErrorEvent> {
-    let frame: Frame = serde_json::from_str(text).map_err(|e| {
-        refused(
-            "invalid_frame",
-            format!("a frame is a JSON object {{\"event\": name, \"data\": …}}: {e}"),
-            None,
-        )
+    let frame: Frame = serde_json::from_str(text).map_err(|e| ErrorEvent {
+        error: "invalid_frame",
+        message: format!("a frame is a JSON object {{\"event\": name, \"data\": …}}: {e}"),
+        reference: None,
     })?;
-    let reference = || Some(reference_of(&frame.event, &frame.data));
-    match frame.event.as_str() {
-        "chat" => {
-            let data = ChatData::deserialize(&frame.data).map_err(|e| {
-                refused(
-                    "invalid_frame",
-                    format!("chat data is {{chatSeq: number, content: string, clientMsgId?: string}}: {e}"),
-                    reference(),
-                )
-            })?;
-            Ok(Command::Chat {
-                room_id: data.chat_seq,
-                content: data.content,
-                client_msg_id: data.client_msg_id,
-            })
-        }
-        other => Err(refused(
-            "unknown_event",
-            format!("unknown event {other:?}; a client sends \"chat\""),
-            reference(),
-        )),
-    }
+    decode_command(&frame.event, &frame.data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn decodes_chat() {
@@ -123,18 +79,9 @@ mod tests {
     }
 
     #[test]
-    fn decodes_resume() {
-        assert_eq!(decode_resume("3:10,4:0"), Ok(vec![(3, 10), (4, 0)]));
-        assert_eq!(decode_resume(""), Ok(vec![]));
-        for bad in ["3", "3:x", "a:1", "3:-1", "1:2:3"] {
-            assert!(decode_resume(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn refuses_with_a_reference() {
-        let err =
-            decode(r#"{"event":"chat","data":{"chatSeq":"x","clientMsgId":"a1"}}"#).unwrap_err();
+        let err = decode(r#"{"event":"chat","data":{"chatSeq":"x","clientMsgId":"a1"}}"#)
+            .expect_err("refused");
         assert_eq!(err.error, "invalid_frame");
         assert_eq!(
             err.reference,
@@ -152,7 +99,7 @@ mod tests {
             assert!(decode(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
-            decode(r#"{"event":"nope"}"#).unwrap_err().error,
+            decode(r#"{"event":"nope"}"#).expect_err("refused").error,
             "unknown_event"
         );
     }
@@ -202,5 +149,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn encodes_the_envelope() {
+        let event = Event::Resync(crate::chat::view::ResyncEvent {
+            chat_seq: 3,
+            last_msg_id: 9,
+        });
+        let frame = Json::encode(&event);
+        let value: Value = serde_json::from_str(&frame).expect("JSON");
+        assert_eq!(
+            value,
+            json!({"event": "resync", "data": {"chatSeq": 3, "lastMsgId": 9}})
+        );
     }
 }

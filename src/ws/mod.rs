@@ -1,5 +1,6 @@
 //! The WebSocket gateway (the original design's socket gateway): the upgrade at
-//! `GET /ws`, and one [`session`] per connection.
+//! `GET /ws`, and one [`connection`] per socket, a thin loop around the session core
+//! ([`crate::session`]).
 //!
 //! The upgrade is answered here rather than by `warp::ws()`, which gives every
 //! connection tungstenite's default 128 KiB read buffer (130 KiB of memory per idle
@@ -7,7 +8,7 @@
 //! token is checked before the upgrade, so a bad one gets a 401 JSON reply.
 
 mod codec;
-mod session;
+mod connection;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::chat::Chat;
 use crate::error::Error;
 use crate::reply::{api_error_reply, error_reply};
+use crate::session::{parse_resume, Session};
 use crate::shutdown::Shutdown;
 
 /// Bytes read from the socket at a time. tungstenite allocates (and zeroes) this
@@ -150,10 +152,6 @@ fn upgrade(
             "the query string is malformed",
         );
     };
-    let resume = match codec::decode_resume(resume.as_deref().unwrap_or("")) {
-        Ok(resume) => resume,
-        Err(message) => return error_reply(StatusCode::BAD_REQUEST, "invalid_resume", &message),
-    };
     let token = token.or_else(|| {
         headers
             .get(header::AUTHORIZATION)
@@ -165,6 +163,10 @@ fn upgrade(
         Some(Ok(caller)) => caller,
         Some(Err(e)) => return api_error_reply(&e),
         None => return api_error_reply(&Error::Unauthorized),
+    };
+    let resume = match parse_resume(&gateway.chat, caller, resume.as_deref().unwrap_or("")) {
+        Ok(resume) => resume,
+        Err(e) => return api_error_reply(&e),
     };
     // Browsers send Origin; other clients need not, and are not refused for it.
     if let Some(origin) = headers.get(header::ORIGIN) {
@@ -184,11 +186,15 @@ fn upgrade(
             );
         }
     }
-    if let Err(e) = gateway.chat.check_connection_limit(caller.user_id) {
-        return api_error_reply(&e);
-    }
     let Some(on_upgrade) = on_upgrade else {
         return bad_upgrade("this connection cannot be upgraded (HTTP/1.1 is required)");
+    };
+    // Counted now, before the 101: connections racing in cannot pass the limit.
+    // Subscribed before the session reads the `rooms` snapshot, so that nothing
+    // published in between is lost.
+    let subscription = match gateway.chat.connect(caller) {
+        Ok(subscription) => subscription,
+        Err(e) => return api_error_reply(&e),
     };
 
     let accept = derive_accept_key(key.as_bytes());
@@ -202,7 +208,8 @@ fn upgrade(
                     Some(gateway.config),
                 )
                 .await;
-                session::run(socket, gateway.chat, caller, resume, gateway.shutdown).await;
+                let session = Session::open(gateway.chat, caller, subscription, resume);
+                connection::run(socket, session, gateway.shutdown).await;
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }

@@ -657,3 +657,21 @@ async fn a_full_disk_in_sync_mode_refuses_instead_of_acknowledging() {
         "a prefix, without holes"
     );
 }
+
+/// Issue 13: in `sync` mode a resend of a `clientMsgId` already stored was never
+/// answered (it waited for a batch that no flush would write).
+#[tokio::test]
+async fn sync_mode_answers_a_resend_of_a_stored_message() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let config = write_config(tmp.path(), "sync");
+    let server = Server::start_with(&["--config", config.to_str().expect("path")]).await;
+    let alice = server.register("alice").await;
+    let room = alice.create_room("public", "general", None).await;
+    let (mut ws, _) = alice.connect().await;
+    let frame = json!({"event": "chat", "data": {"chatSeq": room, "content": "once", "clientMsgId": "dup-1"}});
+    ws.send_json(frame.clone()).await;
+    let first = ws.expect("chat").await;
+    ws.send_json(frame).await;
+    assert_eq!(ws.expect("chat").await, first);
+    assert_eq!(alice.history(room, -1, 10).await.len(), 1);
+}

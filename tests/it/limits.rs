@@ -282,3 +282,160 @@ impl<F: std::future::Future> PendingExt for F {
         futures_util::FutureExt::now_or_never(self).is_none()
     }
 }
+
+/// The open connections the server counts, from `/metrics`.
+async fn open_connections(server: &Server) -> u64 {
+    let text = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("daehwa_websocket_connections "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the connections gauge")
+}
+
+/// Waits until the server counts `n` open connections.
+async fn until_open_connections(server: &Server, n: u64) {
+    let deadline = std::time::Instant::now() + crate::harness::PATIENCE;
+    loop {
+        let open = open_connections(server).await;
+        if open == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} connections open, expected {n}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 11, finding 4: a client that sends frames but never reads, in a flooded
+/// room. Its error replies used to block the session in a write that raced nothing,
+/// so the overflow close never came. The server now drops it while it still reads
+/// nothing.
+#[tokio::test]
+async fn a_client_that_sends_but_never_reads_is_closed() {
+    let (server, _tmp) = server_with(
+        "[limits]\nws_send_queue = 8\nmessages_per_second = 100000.0\nmessage_burst = 100000\n",
+    )
+    .await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let room = alice.create_room("public", "general", None).await;
+    bob.join(room, None).await;
+    let (sleeper, _) = bob.connect().await;
+    let (mut sink, mut stream) = sleeper.socket.split();
+    let sending = tokio::spawn(async move {
+        loop {
+            if sink.send(Message::text("not json")).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    let content = "x".repeat(16000);
+    for n in 0..3000 {
+        alice.say(room, &content).await;
+        if n % 50 == 0 && open_connections(&server).await == 0 {
+            break;
+        }
+    }
+    // Closed without having read a byte.
+    until_open_connections(&server, 0).await;
+    sending.abort();
+    // What was written before the close can still be read, then the socket ends.
+    let ended = tokio::time::timeout(crate::harness::PATIENCE, async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if let Message::Close(frame) = frame {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("the socket ends");
+    assert!(matches!(ended, None | Some(4000)), "{ended:?}");
+}
+
+/// Issue 11, finding 5: a resume naming one room 15 000 times replayed it 15 000
+/// times. Now a room counts once, and more rooms than the user has are refused.
+#[tokio::test]
+async fn a_resume_replays_each_room_once_and_is_bounded() {
+    let server = Server::start().await;
+    let alice = server.register("alice").await;
+    let room = alice.create_room("public", "general", None).await;
+    for n in 0..3 {
+        alice.say(room, &format!("m{n}")).await;
+    }
+    let repeated = vec![format!("{room}:0"); 15_000].join(",");
+    let (mut ws, _) = alice.connect_resuming(&repeated).await;
+    for msg_id in 1..=3 {
+        assert_eq!(ws.expect("chat").await["msgId"], msg_id);
+    }
+    ws.expect_silence().await;
+
+    let too_many: Vec<String> = (1..=100).map(|r| format!("{r}:0")).collect();
+    let refused = tokio_tungstenite::connect_async(format!(
+        "{}&resume={}",
+        server.ws_url(&alice.token),
+        too_many.join(",")
+    ))
+    .await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST)
+        }
+        other => panic!("a resume of 100 rooms should be refused: {other:?}"),
+    }
+}
+
+/// Issue 11, finding 5: a logout during a long replay closed nothing until the
+/// replay was written. Now the close request wins while the client reads nothing.
+#[tokio::test]
+async fn a_logout_ends_a_replay_the_client_does_not_read() {
+    let (server, _tmp) =
+        server_with("[limits]\nmessages_per_second = 100000.0\nmessage_burst = 100000\n").await;
+    let alice = server.register("alice").await;
+    let room = alice.create_room("public", "general", None).await;
+    // 16 MB of replay: more than the socket buffers hold.
+    let content = "x".repeat(16000);
+    for _ in 0..1000 {
+        alice.say(room, &content).await;
+    }
+    let url = format!("{}&resume={room}:0", server.ws_url(&alice.token));
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    until_open_connections(&server, 1).await;
+    alice.post("/api/auth/logout", json!({})).await;
+    until_open_connections(&server, 0).await;
+    drop(socket);
+}
+
+/// Issue 11, finding 9: connections racing in were checked against the limit
+/// before any of them was counted (17 sessions with a limit of 16).
+#[tokio::test]
+async fn racing_connections_do_not_pass_the_limit() {
+    let (server, _tmp) = server_with("[limits]\nconnections_per_user = 4\n").await;
+    let alice = server.register("alice").await;
+    let url = server.ws_url(&alice.token);
+    let attempts: Vec<_> = (0..40)
+        .map(|_| tokio::spawn(tokio_tungstenite::connect_async(url.clone())))
+        .collect();
+    let mut open = Vec::new();
+    for attempt in attempts {
+        match attempt.await.expect("join") {
+            Ok((socket, _)) => open.push(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS)
+            }
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(open.len(), 4);
+    until_open_connections(&server, 4).await;
+}

@@ -1,0 +1,316 @@
+//! What a connection means, apart from any socket: the session core that `/ws` and
+//! `/socket.io/` share.
+//!
+//! A [`Session`] is a state machine. Its inputs are the client's commands (decoded
+//! by the transport into a [`Command`]) and the bus's deliveries; its outputs are the
+//! [`Outgoing`] items of its outbox, in the order they must be sent, and at most once
+//! a [`CloseReason`]. It subscribes before it takes the `rooms` snapshot, replays
+//! what a resuming client missed before any live event, drops live events the replay
+//! already sent, answers `sync`-mode messages in order once stored (at most
+//! [`MAX_WAITING`] at a time), and hands on the bus's close requests (a slow consumer,
+//! a logout). A transport is a thin loop: decode a frame, call
+//! [`Session::command`]; await [`Session::step`]; encode and write the outbox, every
+//! write bounded in time and by the close signal.
+
+mod command;
+mod resume;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::chat::view::{ErrorEvent, Event, MessageView, ResyncEvent};
+use crate::chat::{Caller, Chat, Replay, Sent};
+use crate::events::{CloseReason, Control, Delivery, Subscription};
+use crate::store::records::{MsgId, RoomId};
+pub use command::{decode_command, Command};
+pub use resume::parse_resume;
+
+/// Messages of one connection that may wait for the disk at once (`sync` mode);
+/// beyond, the connection's commands are read only as earlier ones are stored.
+pub const MAX_WAITING: usize = 256;
+/// Events moved to the outbox at a time (live deliveries, or replayed messages), so
+/// that a transport writes them with one flush, and checks for a close in between.
+pub const MAX_BATCH: usize = 64;
+
+/// A client's number for a command whose outcome it wants as a reply (socket.io's
+/// acknowledgements; `/ws` has none).
+pub type AckId = u64;
+
+/// What a transport sends, in this order.
+pub enum Outgoing {
+    /// An event; shared with every other recipient, so encoded once per transport.
+    Event(Arc<Delivery<Event>>),
+    /// The outcome of a command that asked for an acknowledgement.
+    Ack { id: AckId, reply: AckReply },
+}
+
+/// The outcome of a command, as an acknowledgement carries it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum AckReply {
+    /// The stored message (or, for a resend, the original).
+    Message(MessageView),
+    /// The refusal, as the `error` event would have carried it.
+    Error(ErrorEvent),
+}
+
+type Answer = (Option<AckId>, Result<Sent, ErrorEvent>);
+
+/// A connection's session, from the `rooms` event to its close.
+pub struct Session {
+    chat: Arc<Chat>,
+    caller: Caller,
+    subscription: Subscription<Event>,
+    /// Resolves when the bus wants the connection closed. Made once: a fresh wait on
+    /// every step would lock the control twice per delivery.
+    closed: Pin<Box<dyn Future<Output = CloseReason> + Send>>,
+    /// Rooms replayed on resume: the newest `msgId` the client has. A live `chat`
+    /// event at or below it (queued while the replay was read) is not sent twice.
+    replayed: HashMap<RoomId, MsgId>,
+    /// Rooms still to replay, in the client's order.
+    resume: VecDeque<(RoomId, MsgId)>,
+    /// Replayed messages of the current room not yet in the outbox.
+    replaying: VecDeque<MessageView>,
+    /// Messages the replay may still send, over every room (`limits.replay_total_max`).
+    replay_budget: usize,
+    /// Accepted messages waiting for the disk (`sync` mode), answered in order.
+    waiting: FuturesOrdered<Pin<Box<dyn Future<Output = Answer> + Send>>>,
+    outbox: VecDeque<Outgoing>,
+}
+
+fn event(event: Event) -> Outgoing {
+    Outgoing::Event(Arc::new(Delivery::new(event)))
+}
+
+impl Session {
+    /// Starts a session on a subscription made for it (so that an event published
+    /// while the `rooms` snapshot is read is queued, not lost). `resume` comes from
+    /// [`parse_resume`].
+    pub fn open(
+        chat: Arc<Chat>,
+        caller: Caller,
+        subscription: Subscription<Event>,
+        resume: Vec<(RoomId, MsgId)>,
+    ) -> Self {
+        let mut outbox = VecDeque::new();
+        outbox.push_back(event(Event::Rooms(chat.my_rooms(caller.user_id))));
+        let replay_budget = chat.settings().replay_total_max as usize;
+        tracing::debug!(user_id = caller.user_id, "session opened");
+        let control = Arc::clone(&subscription.control);
+        Self {
+            chat,
+            caller,
+            subscription,
+            closed: Box::pin(async move { control.closed().await }),
+            replayed: HashMap::new(),
+            resume: resume.into(),
+            replaying: VecDeque::new(),
+            replay_budget,
+            waiting: FuturesOrdered::new(),
+            outbox,
+        }
+    }
+
+    pub fn caller(&self) -> Caller {
+        self.caller
+    }
+
+    pub fn chat(&self) -> &Arc<Chat> {
+        &self.chat
+    }
+
+    /// Where the bus asks this connection to close: a transport races its writes
+    /// against it.
+    pub fn control(&self) -> Arc<Control> {
+        Arc::clone(&self.subscription.control)
+    }
+
+    /// Whether the transport should read the client's next command: not while the
+    /// replay runs, nor while [`MAX_WAITING`] messages wait for the disk.
+    pub fn accepts_commands(&self) -> bool {
+        !self.replaying() && self.waiting.len() < MAX_WAITING
+    }
+
+    fn replaying(&self) -> bool {
+        !self.resume.is_empty() || !self.replaying.is_empty()
+    }
+
+    /// The next item to send.
+    pub fn pop(&mut self) -> Option<Outgoing> {
+        self.outbox.pop_front()
+    }
+
+    pub fn has_outgoing(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// Waits for something to do and does it: the next piece of the replay, an
+    /// answer from the disk, or live deliveries (up to [`MAX_BATCH`]) into the
+    /// outbox; or the reason the bus wants the connection closed. Cancel-safe: it
+    /// changes the session only after its last `.await`.
+    pub async fn step(&mut self) -> Result<(), CloseReason> {
+        if self.replaying() {
+            // A close request wins over the rest of a replay.
+            if let Some(reason) = self.subscription.control.reason() {
+                return Err(reason);
+            }
+            self.replay_step();
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            reason = &mut self.closed => Err(reason),
+            Some(answer) = self.waiting.next(), if !self.waiting.is_empty() => {
+                self.answer(answer);
+                Ok(())
+            }
+            Some(delivery) = self.subscription.rx.recv() => {
+                self.deliver(delivery);
+                for _ in 1..MAX_BATCH {
+                    match self.subscription.rx.try_recv() {
+                        Ok(delivery) => self.deliver(delivery),
+                        Err(_) => break,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn already_sent(&self, delivery: &Delivery<Event>) -> bool {
+        match &delivery.event {
+            Event::Chat(view) => self
+                .replayed
+                .get(&view.message.room_id)
+                .is_some_and(|&upto| view.message.msg_id <= upto),
+            _ => false,
+        }
+    }
+
+    fn deliver(&mut self, delivery: Arc<Delivery<Event>>) {
+        if !self.replayed.is_empty() && self.already_sent(&delivery) {
+            return;
+        }
+        if let Event::Chat(_) = delivery.event {
+            self.chat.metrics().messages_delivered.inc();
+        }
+        self.outbox.push_back(Outgoing::Event(delivery));
+    }
+
+    /// Moves the next piece of the replay into the outbox.
+    fn replay_step(&mut self) {
+        if self.replaying.is_empty() {
+            if let Some((room_id, last)) = self.resume.pop_front() {
+                self.replay_room(room_id, last);
+            }
+        }
+        for _ in 0..MAX_BATCH {
+            let Some(view) = self.replaying.pop_front() else {
+                break;
+            };
+            self.outbox.push_back(event(Event::Chat(view)));
+        }
+    }
+
+    /// What the client missed in one room after the last `msgId` it has, or a
+    /// `resync` where that is too much (for the room, or for what the replay may
+    /// still send in all).
+    fn replay_room(&mut self, room_id: RoomId, last: MsgId) {
+        let refused = match self
+            .chat
+            .replay(self.caller, room_id, last, self.replay_budget)
+        {
+            Ok(Replay::Messages(missed)) => {
+                let upto = missed.last().map_or(last, |m| m.message.msg_id.max(last));
+                self.replay_budget = self.replay_budget.saturating_sub(missed.len());
+                self.replayed.insert(room_id, upto);
+                self.replaying = missed.into();
+                return;
+            }
+            Ok(Replay::TooFar { newest }) => Event::Resync(ResyncEvent {
+                chat_seq: room_id,
+                last_msg_id: newest,
+            }),
+            Err(e) => Event::Error(refusal(&e, json!({"event": "resume", "chatSeq": room_id}))),
+        };
+        self.outbox.push_back(event(refused));
+    }
+
+    /// Runs one command of the client; `ack` when it wants the outcome as a reply.
+    pub fn command(&mut self, command: Result<Command, ErrorEvent>, ack: Option<AckId>) {
+        let Command::Chat {
+            room_id,
+            content,
+            client_msg_id,
+        } = match command {
+            Ok(command) => command,
+            Err(error) => return self.refuse(error, ack),
+        };
+        let reference = json!({"event": "chat", "chatSeq": room_id, "clientMsgId": client_msg_id});
+        match self
+            .chat
+            .accept(self.caller, room_id, content, client_msg_id)
+        {
+            Ok(accepted) if accepted.waits() => {
+                let chat = Arc::clone(&self.chat);
+                self.waiting.push_back(Box::pin(async move {
+                    let outcome = chat.stored(accepted).await;
+                    (ack, outcome.map_err(|e| refusal(&e, reference)))
+                }));
+            }
+            Ok(accepted) => self.answer((ack, Ok(accepted.sent))),
+            Err(e) => self.refuse(refusal(&e, reference), ack),
+        }
+    }
+
+    /// Answers an accepted message. A new one reaches every member through the
+    /// bus, the sender included, so only an acknowledgement is added; a resend went
+    /// to no one, so the sender alone learns which `msgId` its message got.
+    fn answer(&mut self, (ack, outcome): Answer) {
+        match (outcome, ack) {
+            (Ok(sent), Some(id)) => self.outbox.push_back(Outgoing::Ack {
+                id,
+                reply: AckReply::Message(sent.view),
+            }),
+            (Ok(sent), None) if sent.duplicate => {
+                self.outbox.push_back(event(Event::Chat(sent.view)))
+            }
+            (Ok(_), None) => {}
+            (Err(error), ack) => self.refuse(error, ack),
+        }
+    }
+
+    fn refuse(&mut self, error: ErrorEvent, ack: Option<AckId>) {
+        self.outbox.push_back(match ack {
+            Some(id) => Outgoing::Ack {
+                id,
+                reply: AckReply::Error(error),
+            },
+            None => event(Event::Error(error)),
+        });
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tracing::debug!(user_id = self.caller.user_id, "session closed");
+    }
+}
+
+pub fn refusal(error: &crate::error::Error, reference: Value) -> ErrorEvent {
+    ErrorEvent {
+        error: error.code(),
+        message: error.to_string(),
+        reference: Some(reference),
+    }
+}
+
+#[cfg(test)]
+mod tests;
