@@ -37,5 +37,6 @@ pub mod reply;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+
 pub mod store;
 pub mod ws;
