@@ -10,3 +10,10 @@ cargo test
 
 echo "== web client: unit tests of its pure modules (node --test)"
 node --test tests/web/
+
+echo "== web client: end to end in headless Chromium (tests/browser, playwright-core)"
+if [ ! -d tests/browser/node_modules ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund)
+fi
+# One test file at a time: each starts its own server and browser.
+(cd tests/browser && node --test --test-concurrency=1 .)

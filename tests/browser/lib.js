@@ -2,7 +2,7 @@
 // dir, and Debian's Chromium driven by playwright-core.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -15,10 +15,15 @@ const START_TIMEOUT_MS = 15000;
 
 const ANSI = /\x1b\[[0-9;]*m/g;
 
-/** A running daehwa: `url`, `stop()`, `restart()` on the same port and data. */
+/** A running daehwa: `url`, `stop()`, `restart()` on the same port and data.
+ * `config` is the text of a TOML configuration file to start with. */
 export class Server {
-  static async start({ args = [] } = {}) {
+  static async start({ args = [], config = '' } = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'daehwa-browser-'));
+    if (config) {
+      writeFileSync(join(dir, 'daehwa.toml'), config);
+      args = ['--config', join(dir, 'daehwa.toml'), ...args];
+    }
     const server = new Server(join(dir, 'data'), dir, args);
     await server.spawn('127.0.0.1:0');
     return server;

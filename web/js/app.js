@@ -397,8 +397,11 @@ export class App extends EventTarget {
 
   // ---- persistence ----
 
+  /** Runs `fn` once, `ms` from the first of a burst of calls: what it saves is read
+   * when it runs, so one write covers the burst, and a steady stream of changes
+   * cannot put the write off for ever. */
   later(key, fn, ms = 300) {
-    clearTimeout(this.saveTimers.get(key));
+    if (this.saveTimers.has(key)) return;
     this.saveTimers.set(key, setTimeout(() => {
       this.saveTimers.delete(key);
       if (this.state.me) fn();

@@ -39,7 +39,7 @@ export function roomView(app, shell, signal) {
           <button type="button" class="icon-button" data-ref="settings" aria-label="Room settings" title="Room settings">${icon('settings')}</button>
           <button type="button" class="icon-button" data-ref="leave" aria-label="Leave room" title="Leave room">${icon('leave')}</button>
           <button type="button" class="icon-button members-toggle" data-ref="members" aria-label="Members" title="Members"
-                  aria-controls="members-panel" aria-expanded="false">${icon('users')}<span class="count" data-ref="count" aria-hidden="true"></span></button>
+                  aria-controls="members-panel" aria-expanded="false">${icon('users')}</button>
         </div>
       </header>
       <p class="offline-banner" data-ref="offline" hidden>You are offline. These are the saved messages; what you write is sent when the connection is back.</p>
@@ -105,7 +105,6 @@ export function roomView(app, shell, signal) {
     const type = room.isDirected ? 'Direct message' : { public: 'Public', protected: 'Protected', private: 'Private' }[room.chatType];
     const count = room.memberCount ?? 0;
     r.sub.textContent = `${type} · ${count} ${count === 1 ? 'member' : 'members'}`;
-    r.count.textContent = String(count);
     const muted = notify.isMuted(room.chatSeq);
     r.mute.setAttribute('aria-pressed', String(muted));
     r.mute.setAttribute('aria-label', 'Mute notifications');
@@ -213,14 +212,22 @@ export function roomView(app, shell, signal) {
     r.top.textContent = text;
   }
 
+  function firstVisibleMessage() {
+    const top = r.log.getBoundingClientRect().top;
+    for (const el of r.items.children) {
+      if (el.classList.contains('msg') && el.getBoundingClientRect().bottom > top) return el;
+    }
+    return null;
+  }
+
   function renderMessages(roomChanged = false) {
     const roomId = app.state.current;
     if (roomId === null) return;
     const log = r.log;
     const wasAtBottom = roomChanged || atBottom();
-    const firstBefore = r.items.firstElementChild;
-    const heightBefore = log.scrollHeight;
-    const topBefore = log.scrollTop;
+    // The first message on screen stays where it is when older ones go in above it.
+    const anchor = wasAtBottom ? null : firstVisibleMessage();
+    const anchorTop = anchor?.getBoundingClientRect().top;
 
     const { entries, held } = itemsOf(roomId);
     renderTop(held);
@@ -243,9 +250,8 @@ export function roomView(app, shell, signal) {
 
     if (wasAtBottom) {
       log.scrollTop = log.scrollHeight;
-    } else if (firstBefore && list.firstElementChild !== firstBefore && firstBefore.isConnected) {
-      // Older messages went in above: keep what the reader was looking at in place.
-      log.scrollTop = topBefore + (log.scrollHeight - heightBefore);
+    } else if (anchor?.isConnected) {
+      log.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
     }
     afterScroll();
     // A short list does not scroll: fetch older messages until it does, or none are left.
@@ -276,6 +282,10 @@ export function roomView(app, shell, signal) {
 
   function autosize() {
     const input = r.input;
+    // Empty: the natural one-row height (also while the view is not yet on the page,
+    // where there is nothing to measure).
+    input.style.height = '';
+    if (input.value === '' || !input.isConnected) return;
     input.style.height = 'auto';
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   }

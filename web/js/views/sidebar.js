@@ -30,7 +30,7 @@ export function sidebarView(app, signal) {
       <div class="sidebar-actions">
         <button type="button" class="primary wide" data-ref="newRoom">${icon('plus')}<span>New room</span></button>
         <button type="button" class="icon-button" data-ref="browse" aria-label="Browse rooms" title="Browse rooms">${icon('compass')}</button>
-        <button type="button" class="icon-button" data-ref="direct" aria-label="New direct message" title="New direct message">${icon('chat')}</button>
+        <button type="button" class="icon-button" data-ref="dm" aria-label="New direct message" title="New direct message">${icon('chat')}</button>
       </div>
       <nav aria-label="Rooms" class="room-nav">
         <h2 class="section-title" id="channels-title">Rooms</h2>
@@ -51,7 +51,7 @@ export function sidebarView(app, signal) {
 
   r.newRoom.addEventListener('click', () => newRoomDialog(app));
   r.browse.addEventListener('click', () => browseDialog(app));
-  r.direct.addEventListener('click', () => directDialog(app));
+  r.dm.addEventListener('click', () => directDialog(app));
   r.logout.addEventListener('click', () => app.logout());
   r.notify.addEventListener('click', async () => {
     await notify.ask();
