@@ -40,6 +40,10 @@ export class Server {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       this.child = child;
+      // A test run that dies must not leave its servers behind.
+      const reap = () => child.kill('SIGKILL');
+      process.once('exit', reap);
+      child.once('exit', () => process.removeListener('exit', reap));
       let buffer = '';
       const timer = setTimeout(() => reject(new Error(`daehwa did not start:\n${this.logs}`)), START_TIMEOUT_MS);
       child.stderr.setEncoding('utf8');
