@@ -47,6 +47,18 @@ pub struct ServerConfig {
     /// Origins a browser may open the WebSocket from; empty allows only the
     /// server's own (the request's `Host`).
     pub allowed_origins: Vec<String>,
+    /// Open connections (HTTP and WebSocket) at once; beyond, new ones are closed.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers (and how long an idle
+    /// keep-alive connection stays open).
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    pub body_read_timeout: Duration,
+    /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
+    /// believed; empty believes none.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +67,10 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shutdown_grace: Duration::from_secs(5),
             allowed_origins: Vec::new(),
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -117,8 +133,19 @@ pub struct LimitsConfig {
     pub message_burst: u32,
     /// Open WebSocket connections per user.
     pub connections_per_user: usize,
-    /// Login attempts per minute, per username and per client address.
+    /// Login attempts per minute for one username from one client address.
     pub login_attempts_per_minute: u32,
+    /// Login attempts per minute from one client address, whatever the names.
+    pub address_login_attempts_per_minute: u32,
+    /// Accounts one client address may register per hour.
+    pub registrations_per_hour: u32,
+    /// Room password tries per minute, per user and per room.
+    pub room_password_attempts_per_minute: u32,
+    /// Rooms one user may create per hour (direct rooms included).
+    pub rooms_per_hour: u32,
+    /// Keys (addresses, names, users, rooms) each rate limiter remembers at most;
+    /// when full of keys still in use, new attempts are refused.
+    pub rate_limit_keys: usize,
 }
 
 impl Default for LimitsConfig {
@@ -135,6 +162,11 @@ impl Default for LimitsConfig {
             message_burst: 40,
             connections_per_user: 16,
             login_attempts_per_minute: 10,
+            address_login_attempts_per_minute: 30,
+            registrations_per_hour: 60,
+            room_password_attempts_per_minute: 10,
+            rooms_per_hour: 100,
+            rate_limit_keys: 50_000,
         }
     }
 }
@@ -278,8 +310,43 @@ impl Config {
         if self.limits.connections_per_user == 0 {
             return invalid("limits.connections_per_user", "must be at least 1");
         }
-        if self.limits.login_attempts_per_minute == 0 {
-            return invalid("limits.login_attempts_per_minute", "must be at least 1");
+        for (key, value) in [
+            (
+                "limits.login_attempts_per_minute",
+                self.limits.login_attempts_per_minute,
+            ),
+            (
+                "limits.address_login_attempts_per_minute",
+                self.limits.address_login_attempts_per_minute,
+            ),
+            (
+                "limits.registrations_per_hour",
+                self.limits.registrations_per_hour,
+            ),
+            (
+                "limits.room_password_attempts_per_minute",
+                self.limits.room_password_attempts_per_minute,
+            ),
+            ("limits.rooms_per_hour", self.limits.rooms_per_hour),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if self.limits.rate_limit_keys < 100 {
+            return invalid("limits.rate_limit_keys", "must be at least 100");
+        }
+        if self.server.max_connections == 0 {
+            return invalid("server.max_connections", "must be at least 1");
+        }
+        if self.server.header_read_timeout.is_zero() {
+            return invalid("server.header_read_timeout", "must be above 0");
+        }
+        if self.server.body_read_timeout.is_zero() {
+            return invalid("server.body_read_timeout", "must be above 0");
+        }
+        if let Err(e) = crate::proxy::TrustedProxies::parse(&self.server.trusted_proxies) {
+            return invalid("server.trusted_proxies", &e);
         }
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             return invalid(

@@ -36,6 +36,9 @@ pub enum Error {
         message: String,
         retry_after_ms: u64,
     },
+    /// The client took too long to send the request.
+    #[error("{message}")]
+    Timeout { code: &'static str, message: String },
     /// The server cannot take this now (storage failing, shutting down).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -74,6 +77,7 @@ impl Error {
             | Self::Conflict { code, .. }
             | Self::TooLarge { code, .. }
             | Self::RateLimited { code, .. }
+            | Self::Timeout { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::BadCredentials => "bad_credentials",

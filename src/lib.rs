@@ -2,8 +2,9 @@
 //!
 //! Code map, following the original design's layers (see ARCHITECTURE.md):
 //! - [`config`]: CLI and TOML configuration, defaults and validation.
+//! - [`accept`]: the accept loop: connection limits, timeouts, graceful close.
 //! - [`admin`]: the operator's commands on a data directory (admin, backup, restore).
-//! - [`server`]: wiring of the parts and the ordered shutdown.
+//! - [`server`]: wiring of the parts and the ordered shutdown (served by [`accept`]).
 //! - [`shutdown`]: shutdown as connections see it (a signal, and a count to wait for).
 //! - [`http`]: the REST API (controller).
 //! - [`reply`]: the one place a domain error becomes an HTTP reply (status and JSON),
@@ -17,6 +18,7 @@
 //! - [`events`]: the in-process bus from the domain to connections (event emitter).
 //! - [`jobs`]: scheduled work: the buffer flush (scheduler).
 //! - [`metrics`]: Prometheus metrics.
+//! - [`proxy`]: who the client is: the TCP peer, or the address a trusted proxy forwards.
 //! - [`error`]: the domain error type.
 //!
 //! Arrows go one way: `server` (wiring) imports everything and nothing imports it;
@@ -25,6 +27,7 @@
 //! `admin` → `chat`. `http` and `ws` do not import each other. The domain, the store
 //! and the bus never import warp.
 
+pub mod accept;
 pub mod admin;
 pub mod chat;
 pub mod config;
@@ -33,6 +36,7 @@ pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod proxy;
 pub mod reply;
 pub mod server;
 pub mod session;

@@ -235,9 +235,11 @@ fn serve(args: ConfigArgs) -> Result<(), ExitCode> {
             tracing::error!(error = %e, "cannot listen for SIGTERM and SIGINT");
             ExitCode::FAILURE
         })?;
-        let outcome =
-            daehwa::server::run(listener, config, shutdown, || notify_systemd("READY=1")).await;
-        notify_systemd("STOPPING=1");
+        let outcome = daehwa::server::run(listener, config, shutdown, || {
+            notify_systemd(sd_notify::NotifyState::Ready)
+        })
+        .await;
+        notify_systemd(sd_notify::NotifyState::Stopping);
         outcome.map_err(|e| {
             tracing::error!(error = %e, "daehwa stopped");
             ExitCode::FAILURE
@@ -272,22 +274,11 @@ fn init_tracing(log: &LogConfig) {
     }
 }
 
-/// Tells systemd about our state (`Type=notify`), when it is watching.
-fn notify_systemd(state: &str) {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
-
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let path = path.to_string_lossy().into_owned();
-    let addr = match path.strip_prefix('@') {
-        Some(abstract_name) => UnixAddr::from_abstract_name(abstract_name.as_bytes()),
-        None => UnixAddr::from_pathname(&path),
-    };
-    let sent = addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr));
-    if let Err(e) = sent {
-        tracing::warn!(error = %e, state, "cannot notify systemd");
+/// Tells systemd about our state (`Type=notify`), when it is watching (the crate
+/// does nothing without `NOTIFY_SOCKET`).
+fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!(error = %e, "cannot notify systemd");
     }
 }
 

@@ -125,24 +125,72 @@ impl Metrics {
     }
 }
 
-/// The route of a request for logs and metrics: ids become `{id}`, so that the
-/// label's values stay few.
+/// The paths the server answers, with `{id}` for a numeric segment. A request whose
+/// path is not one of them counts as `(unmatched)`, so that junk paths cannot grow
+/// the label set (or the log). A new endpoint adds its path here.
+const ROUTES: &[&str] = &[
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/ws",
+    "/api/admin/backup",
+    "/api/auth/register",
+    "/api/auth/login",
+    "/api/auth/logout",
+    "/api/users",
+    "/api/users/me",
+    "/api/users/blocks",
+    "/api/users/blocks/{id}",
+    "/api/chatrooms",
+    "/api/chatrooms/new",
+    "/api/chatrooms/mine",
+    "/api/chatrooms/join/{id}",
+    "/api/chatrooms/leave/{id}",
+    "/api/chatrooms/message/{id}/{id}/{id}",
+    "/api/chatrooms/{id}",
+    "/api/chatrooms/{id}/messages",
+    "/api/chatrooms/{id}/members",
+    "/api/chatrooms/{id}/read/{id}",
+    "/api/chatrooms/{id}/invite",
+    "/api/chatrooms/{id}/invite/{id}",
+    "/api/chatrooms/{id}/kick/{id}",
+    "/api/chatrooms/{id}/ban/{id}",
+    "/api/chatrooms/{id}/mute/{id}",
+    "/api/chatrooms/{id}/admins/{id}",
+    "/api/chatrooms/{id}/owner/{id}",
+];
+
+/// Longest path that is looked up in [`ROUTES`]; longer ones are unmatched.
+const ROUTE_MAX_BYTES: usize = 128;
+
+/// The route of a request for logs and metrics: the method (`OTHER` for a
+/// non-standard one) and the path with ids as `{id}`, or `(unmatched)` for a path
+/// the server does not serve. The label's values are bounded whatever clients send.
 pub fn route_of(method: &str, path: &str) -> String {
-    let mut route = String::with_capacity(path.len() + method.len() + 1);
-    route.push_str(method);
-    route.push(' ');
-    for segment in path.split('/').filter(|s| !s.is_empty()) {
-        route.push('/');
-        if segment.parse::<i64>().is_ok() {
-            route.push_str("{id}");
-        } else {
-            route.push_str(segment);
+    let method = match method {
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => method,
+        _ => "OTHER",
+    };
+    let mut template = String::with_capacity(path.len().min(ROUTE_MAX_BYTES) + 8);
+    if path.len() <= ROUTE_MAX_BYTES {
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            template.push('/');
+            if segment.parse::<i64>().is_ok() {
+                template.push_str("{id}");
+            } else {
+                template.push_str(segment);
+            }
+        }
+        if template.is_empty() {
+            template.push('/');
         }
     }
-    if route.ends_with(' ') {
-        route.push('/');
+    if ROUTES.contains(&template.as_str()) {
+        format!("{method} {template}")
+    } else {
+        format!("{method} (unmatched)")
     }
-    route
 }
 
 #[cfg(test)]
@@ -160,6 +208,13 @@ mod tests {
             "POST /api/chatrooms/{id}/kick/{id}"
         );
         assert_eq!(route_of("GET", "/"), "GET /");
+        assert_eq!(route_of("GET", "/api/nope"), "GET (unmatched)");
+        assert_eq!(route_of("BREW", "/api/users/me"), "OTHER /api/users/me");
+        assert_eq!(route_of("GET", &"/x".repeat(100)), "GET (unmatched)");
+        assert_eq!(
+            route_of("DELETE", "/api/chatrooms/3/invite"),
+            "DELETE /api/chatrooms/{id}/invite"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Wiring of the parts, and the ordered shutdown:
+//! Wiring of the parts (the routes served by the [`accept`] loop), and the ordered
+//! shutdown:
 //! stop accepting → tell sessions and wait for them → stop the jobs → final flush of
 //! the buffer → sled flush → return (exit 0).
 
@@ -9,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_cron_scheduler::JobSchedulerError;
 use warp::Filter;
 
+use crate::accept::{self, ConnectionLimits, Handler};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::jobs::Jobs;
@@ -59,28 +61,40 @@ pub async fn run(
         .unify()
         .recover(http::recover)
         .with(http::request_log(Arc::clone(chat.metrics())));
+    let service = warp::service(routes);
+    let handler: Handler = Arc::new(move |request| {
+        let mut service = service.clone();
+        Box::pin(async move {
+            match tower_service::Service::call(&mut service, request).await {
+                Ok(reply) => reply,
+                Err(never) => match never {},
+            }
+        })
+    });
 
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, data_dir = %config.storage.path.display(), "listening");
     }
-    let server = tokio::spawn(
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(control.begun())
-            .run(),
-    );
+    let limits = ConnectionLimits {
+        max_connections: config.server.max_connections,
+        header_read_timeout: config.server.header_read_timeout,
+        shutdown_grace: config.server.shutdown_grace,
+    };
+    let server = tokio::spawn(accept::serve(listener, limits, handler, control.begun()));
     ready();
 
     shutdown.await;
     tracing::info!("shutting down: no new connections, closing sessions");
     control.begin();
-    if let Err(e) = server.await {
+    // Requests in progress and sessions get the same grace, at once.
+    let (served, sessions_closed) = tokio::join!(
+        server,
+        control.wait_for_sessions(config.server.shutdown_grace)
+    );
+    if let Err(e) = served {
         tracing::error!(error = %e, "the HTTP server task failed");
     }
-    if !control
-        .wait_for_sessions(config.server.shutdown_grace)
-        .await
-    {
+    if !sessions_closed {
         tracing::warn!("some sessions did not close in time; flushing anyway");
     }
     jobs.stop().await;

@@ -3,9 +3,14 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::password::{self, token_hash};
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::{skeleton, RestrictionLevel, RestrictionLevelDetection};
+
+use super::limits::address_key;
+use super::password::{self, token_hash, Pool};
 use super::view::{SessionView, UserView};
-use super::{Account, Chat, Event};
+use super::{rate_limited, Account, Chat, Event};
 use crate::error::{Error, Result};
 use crate::events::{CloseReason, Subscription, TooManyConnections};
 use crate::store::records::{now_millis, TokenRecord, UserId, UserRecord};
@@ -28,16 +33,45 @@ pub struct Caller {
     pub token_hash: [u8; 32],
 }
 
+/// Checks a new username: its length and characters, its normal form, and its
+/// scripts. Look-alikes of existing names are refused by [`lookalike_key`].
 fn check_username(name: &str) -> Result<()> {
+    let invalid = |message: String| Err(Error::bad_request("invalid_username", message));
     let chars = name.chars().count();
     let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
     if chars == 0 || chars > USERNAME_MAX_CHARS || !name.chars().all(allowed) {
-        return Err(Error::bad_request(
-            "invalid_username",
-            format!("a username is 1 to {USERNAME_MAX_CHARS} letters, digits, '_', '-' or '.'"),
+        return invalid(format!(
+            "a username is 1 to {USERNAME_MAX_CHARS} letters, digits, '_', '-' or '.'"
         ));
     }
+    // Fullwidth letters, ligatures and the like have a plain form that looks the
+    // same: ask for that.
+    if !unicode_normalization::is_nfkc(name) {
+        let plain: String = name.nfkc().collect();
+        return invalid(format!("write the username in its plain form: {plain:?}"));
+    }
+    // One script per name (Latin may go with Hangul, Han or Japanese kana, as UTS 39
+    // "highly restrictive" allows), so that `аlice` with a Cyrillic а is refused
+    // while `김철수` and `kim철수` are not.
+    let letters: String = name.chars().filter(|c| c.is_alphanumeric()).collect();
+    if letters.as_str().detect_restriction_level() > RestrictionLevel::HighlyRestrictive {
+        return invalid("a username may not mix scripts (e.g. Latin and Cyrillic letters)".into());
+    }
     Ok(())
+}
+
+/// The key that look-alike names share, for uniqueness: the UTS 39 confusable
+/// skeleton of the case-folded NFKC form, without combining marks. `alice`,
+/// `Alice`, `ａｌｉｃｅ`, `alıce` and `аlice` (Cyrillic а) have one key; `İstanbul`
+/// and `istanbul` too. Only new names are checked against it, so existing accounts
+/// keep working as they are.
+pub(super) fn lookalike_key(name: &str) -> String {
+    let folded: String = name.nfkc().flat_map(char::to_lowercase).collect();
+    let folded: String = folded.nfkc().collect();
+    skeleton(&folded)
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 pub(super) fn check_password(password: &str, code: &'static str) -> Result<()> {
@@ -53,13 +87,34 @@ pub(super) fn check_password(password: &str, code: &'static str) -> Result<()> {
 }
 
 impl Chat {
-    /// Creates an account and a first token. Refused when registration is closed.
-    pub async fn register(&self, username: String, password: String) -> Result<SessionView> {
+    /// Creates an account and a first token. Refused when registration is closed,
+    /// and limited per client address.
+    pub async fn register(
+        &self,
+        username: String,
+        password: String,
+        addr: Option<IpAddr>,
+    ) -> Result<SessionView> {
         if !self.settings.open_registration {
             return Err(Error::forbidden(
                 "registration_closed",
                 "registration is closed on this server; ask an administrator for an account",
             ));
+        }
+        if let Some(addr) = addr {
+            self.limits
+                .registrations
+                .take(&address_key(addr))
+                .map_err(|refusal| {
+                    rate_limited(
+                        "too_many_registrations",
+                        format!(
+                            "too many registrations from your address: at most {} per hour",
+                            self.settings.registrations_per_hour
+                        ),
+                        refusal,
+                    )
+                })?;
         }
         self.create_user(username, password).await
     }
@@ -68,14 +123,17 @@ impl Chat {
     pub async fn create_user(&self, username: String, password: String) -> Result<SessionView> {
         check_username(&username)?;
         check_password(&password, "invalid_password")?;
-        if self
-            .accounts()
-            .by_name
-            .contains_key(&username.to_lowercase())
-        {
-            return Err(Error::conflict("username_taken", "this username is taken"));
+        let key = lookalike_key(&username);
+        let taken = || {
+            Error::conflict(
+                "username_taken",
+                "this username (or one that looks like it) is taken",
+            )
+        };
+        if self.accounts().by_lookalike.contains_key(&key) {
+            return Err(taken());
         }
-        let password_hash = password::hash(password).await?;
+        let password_hash = password::hash(password, Pool::Other).await?;
         let record = UserRecord {
             username: username.clone(),
             password_hash,
@@ -84,14 +142,19 @@ impl Chat {
         };
         let user_id = {
             let mut accounts = self.accounts_mut();
+            // Checked again under the lock: another registration may have taken a
+            // look-alike while the password was hashed.
+            if accounts.by_lookalike.contains_key(&key) {
+                return Err(taken());
+            }
             let id = accounts.next_user_id;
-            // The store's transaction is the real uniqueness check; the map above
-            // only saved hashing a password in vain.
+            // The store's transaction is the real check of the lower-cased name.
             if !self.store.insert_user(id, &record)? {
-                return Err(Error::conflict("username_taken", "this username is taken"));
+                return Err(taken());
             }
             accounts.next_user_id += 1;
             accounts.by_name.insert(username.to_lowercase(), id);
+            accounts.by_lookalike.insert(key, id);
             accounts.users.insert(
                 id,
                 Account {
@@ -108,56 +171,67 @@ impl Chat {
     }
 
     /// Checks a username and password and issues a new token. Attempts are limited
-    /// per username and per client address.
+    /// per client address, and per username from one address: someone elsewhere
+    /// cannot lock the name's owner out.
     pub async fn login(
         &self,
         username: &str,
         password: String,
         addr: Option<IpAddr>,
     ) -> Result<SessionView> {
-        let limited = |wait: std::time::Duration| Error::RateLimited {
-            code: "too_many_attempts",
-            message: format!(
-                "too many login attempts; at most {} per minute, retry in {} s",
-                self.settings.login_attempts_per_minute,
-                wait.as_secs().max(1)
-            ),
-            retry_after_ms: wait.as_millis() as u64,
+        let limited = |refusal| {
+            rate_limited(
+                "too_many_attempts",
+                format!(
+                    "too many login attempts: at most {} per minute for a name, {} per minute from an address",
+                    self.settings.login_attempts_per_minute,
+                    self.settings.address_login_attempts_per_minute
+                ),
+                refusal,
+            )
         };
-        self.login_rate_by_name
-            .take(username.to_lowercase())
-            .map_err(limited)?;
+        let addr = addr.map(address_key);
         if let Some(addr) = addr {
-            self.login_rate_by_addr.take(addr).map_err(limited)?;
+            self.limits.login_by_addr.take(&addr).map_err(limited)?;
+        }
+        // No account has a name this long: it must not become a key of anything.
+        if username.is_empty() || username.chars().count() > USERNAME_MAX_CHARS {
+            return Err(Error::BadCredentials);
+        }
+        let name = username.to_lowercase();
+        if let Some(addr) = addr {
+            self.limits
+                .login_by_name
+                .take(&(name.clone(), addr))
+                .map_err(limited)?;
         }
         let found = {
             let accounts = self.accounts();
-            accounts
-                .by_name
-                .get(&username.to_lowercase())
-                .and_then(|id| {
-                    accounts
-                        .users
-                        .get(id)
-                        .map(|a| (*id, a.password_hash.clone(), a.disabled))
-                })
+            accounts.by_name.get(&name).and_then(|id| {
+                accounts
+                    .users
+                    .get(id)
+                    .map(|a| (*id, a.password_hash.clone(), a.disabled))
+            })
         };
         let Some((user_id, stored, disabled)) = found else {
             let decoy = self
                 .decoy_hash
-                .get_or_try_init(|| password::hash(password::new_token()))
+                .get_or_try_init(|| password::hash(password::new_token(), Pool::Login))
                 .await?;
-            password::verify(password, decoy.clone()).await?;
+            password::verify(password, decoy.clone(), Pool::Login).await?;
             return Err(Error::BadCredentials);
         };
-        if !password::verify(password, stored).await? {
-            return Err(Error::BadCredentials);
-        }
+        let right = password::verify(password, stored, Pool::Login).await?;
+        // A disabled account answers the same whether the password was right.
         if disabled {
             return Err(Error::forbidden(
                 "account_disabled",
                 "this account is disabled",
             ));
+        }
+        if !right {
+            return Err(Error::BadCredentials);
         }
         self.issue_token(user_id)
     }
@@ -273,11 +347,49 @@ mod tests {
 
     #[test]
     fn usernames() {
-        for good in ["a", "alice", "김철수", "a.b-c_d", &"x".repeat(32)] {
+        for good in [
+            "a",
+            "alice",
+            "Alice",
+            "김철수",
+            "김철수2",
+            "kim철수",
+            "a.b-c_d",
+            "José",
+            "İstanbul",
+            "иванов",
+            &"x".repeat(32),
+        ] {
             assert!(check_username(good).is_ok(), "{good}");
         }
-        for bad in ["", "a b", "a/b", "<script>", &"x".repeat(33)] {
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "<script>",
+            &"x".repeat(33),
+            "\u{430}lice",
+            "ａｌｉｃｅ",
+            "ſam",
+            "ivan_иванов",
+            "a\u{200b}b",
+            "a\u{202e}b",
+        ] {
             assert!(check_username(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn lookalikes_share_a_key() {
+        let alice = lookalike_key("alice");
+        for same in ["Alice", "ALICE", "ａｌｉｃｅ", "alıce", "\u{430}lice"] {
+            assert_eq!(lookalike_key(same), alice, "{same}");
+        }
+        assert_eq!(lookalike_key("ſam"), lookalike_key("sam"));
+        assert_eq!(lookalike_key("İstanbul"), lookalike_key("istanbul"));
+        assert_ne!(lookalike_key("김철수"), lookalike_key("김철호"));
+        assert_ne!(lookalike_key("김철수"), lookalike_key("김칠수"));
+        assert_eq!(lookalike_key("김철수"), lookalike_key("김철수"));
+        assert_ne!(lookalike_key("bob"), lookalike_key("rob"));
     }
 }

@@ -133,16 +133,20 @@ impl Chat {
                 message: "messages cannot be stored right now; try again later".into(),
             });
         }
-        self.message_rate
-            .take(caller.user_id)
-            .map_err(|wait| Error::RateLimited {
-                code: "rate_limited",
-                message: format!(
-                    "too many messages: at most {} per second; retry in {} ms",
-                    self.settings.messages_per_second,
-                    wait.as_millis()
-                ),
-                retry_after_ms: wait.as_millis() as u64,
+        self.limits
+            .messages
+            .take(&caller.user_id)
+            .map_err(|refusal| {
+                let wait = refusal.retry_after();
+                Error::RateLimited {
+                    code: "rate_limited",
+                    message: format!(
+                        "too many messages: at most {} per second; retry in {} ms",
+                        self.settings.messages_per_second,
+                        wait.as_millis()
+                    ),
+                    retry_after_ms: wait.as_millis() as u64,
+                }
             })?;
         let sender_name = self.username(caller.user_id);
 
@@ -358,7 +362,12 @@ impl Chat {
     }
 
     /// Up to `count` messages of a room before `before`, oldest first. Members only.
-    pub fn history(
+    ///
+    /// Messages of senders the caller blocks are left out, and older ones read to
+    /// fill the page, but at most [`HISTORY_SCAN_PAGES`] pages' worth are read for
+    /// one page: a page may then come back short. The scan runs on a blocking
+    /// thread, never on the runtime's.
+    pub async fn history(
         &self,
         caller: Caller,
         room_id: RoomId,
@@ -385,33 +394,20 @@ impl Chat {
                 .cloned()
                 .unwrap_or_default()
         };
-        let count = count as usize;
-        let mut page = self
-            .store
-            .history(room_id, before, count, self.include_buffer())?;
-        if !blocked.is_empty() {
-            // Leave out the blocked senders, and read further back to fill the page.
-            let mut exhausted = page.len() < count;
-            let mut oldest = page.first().map_or(before, |m| m.msg_id);
-            page.retain(|m| !blocked.contains(&m.sender_id));
-            while page.len() < count && !exhausted {
-                let older = self
-                    .store
-                    .history(room_id, oldest, count, self.include_buffer())?;
-                exhausted = older.len() < count;
-                oldest = older.first().map_or(oldest, |m| m.msg_id);
-                let mut older: Vec<_> = older
-                    .into_iter()
-                    .filter(|m| !blocked.contains(&m.sender_id))
-                    .collect();
-                let room_left = count - page.len();
-                if older.len() > room_left {
-                    older.drain(..older.len() - room_left);
-                }
-                older.append(&mut page);
-                page = older;
-            }
-        }
+        let store = self.store.clone();
+        let include_buffer = self.include_buffer();
+        let page = tokio::task::spawn_blocking(move || {
+            history_page(
+                &store,
+                room_id,
+                before,
+                count as usize,
+                &blocked,
+                include_buffer,
+            )
+        })
+        .await
+        .map_err(|_| Error::Internal)??;
         Ok(self.views(page))
     }
 
@@ -444,6 +440,46 @@ impl Chat {
         messages.retain(|m| m.msg_id > after && !blocked.contains(&m.sender_id));
         Ok(Replay::Messages(self.views(messages)))
     }
+}
+
+/// Pages' worth of messages one history request reads at most while it skips the
+/// messages of blocked senders.
+pub const HISTORY_SCAN_PAGES: usize = 10;
+
+/// Reads one history page, leaving out `blocked` senders (see [`Chat::history`]).
+fn history_page(
+    store: &crate::store::Store,
+    room_id: RoomId,
+    before: MsgId,
+    count: usize,
+    blocked: &std::collections::HashSet<UserId>,
+    include_buffer: bool,
+) -> crate::store::StoreResult<Vec<Arc<Message>>> {
+    let mut page = store.history(room_id, before, count, include_buffer)?;
+    if blocked.is_empty() {
+        return Ok(page);
+    }
+    let mut scanned = page.len();
+    let mut exhausted = page.len() < count;
+    let mut oldest = page.first().map_or(before, |m| m.msg_id);
+    page.retain(|m| !blocked.contains(&m.sender_id));
+    while page.len() < count && !exhausted && scanned < count * HISTORY_SCAN_PAGES {
+        let older = store.history(room_id, oldest, count, include_buffer)?;
+        scanned += older.len();
+        exhausted = older.len() < count;
+        oldest = older.first().map_or(oldest, |m| m.msg_id);
+        let mut older: Vec<_> = older
+            .into_iter()
+            .filter(|m| !blocked.contains(&m.sender_id))
+            .collect();
+        let room_left = count - page.len();
+        if older.len() > room_left {
+            older.drain(..older.len() - room_left);
+        }
+        older.append(&mut page);
+        page = older;
+    }
+    Ok(page)
 }
 
 /// Who receives a message of `sender` in a room: the members who do not block them.

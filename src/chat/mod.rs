@@ -31,7 +31,7 @@ use crate::store::{Store, StoreResult};
 pub use view::Event;
 
 pub use accounts::Caller;
-use limits::RateLimiter;
+use limits::{KeyedLimit, Refusal};
 pub use messages::{Accepted, Before, Replay, Sent};
 pub use moderation::RoomChanges;
 pub use rooms::NewRoom;
@@ -49,6 +49,11 @@ pub struct Settings {
     pub message_burst: u32,
     pub connections_per_user: usize,
     pub login_attempts_per_minute: u32,
+    pub address_login_attempts_per_minute: u32,
+    pub registrations_per_hour: u32,
+    pub room_password_attempts_per_minute: u32,
+    pub rooms_per_hour: u32,
+    pub rate_limit_keys: usize,
 }
 
 impl Settings {
@@ -65,6 +70,11 @@ impl Settings {
             message_burst: limits.message_burst,
             connections_per_user: limits.connections_per_user,
             login_attempts_per_minute: limits.login_attempts_per_minute,
+            address_login_attempts_per_minute: limits.address_login_attempts_per_minute,
+            registrations_per_hour: limits.registrations_per_hour,
+            room_password_attempts_per_minute: limits.room_password_attempts_per_minute,
+            rooms_per_hour: limits.rooms_per_hour,
+            rate_limit_keys: limits.rate_limit_keys,
         }
     }
 }
@@ -93,9 +103,81 @@ pub struct Chat {
     /// Held while read markers are saved, so that an older save cannot land after a
     /// newer one and move a marker back on disk.
     read_saving: tokio::sync::Mutex<()>,
-    message_rate: RateLimiter<UserId>,
-    login_rate_by_name: RateLimiter<String>,
-    login_rate_by_addr: RateLimiter<IpAddr>,
+    limits: Limits,
+}
+
+/// The rate limits of the domain. Keys that a client chooses (an address, a name)
+/// are checked for shape before they become keys, and every limiter has a bound
+/// on its keys (`limits.rate_limit_keys`).
+struct Limits {
+    messages: KeyedLimit<UserId>,
+    /// Login attempts for one (lower-cased) name from one address: an attacker
+    /// elsewhere cannot lock the name's owner out.
+    login_by_name: KeyedLimit<(String, IpAddr)>,
+    login_by_addr: KeyedLimit<IpAddr>,
+    registrations: KeyedLimit<IpAddr>,
+    room_password_by_user: KeyedLimit<UserId>,
+    room_password_by_room: KeyedLimit<RoomId>,
+    room_creations: KeyedLimit<UserId>,
+}
+
+impl Limits {
+    fn new(settings: &Settings) -> Self {
+        let keys = settings.rate_limit_keys;
+        let minute = std::time::Duration::from_secs(60);
+        let hour = std::time::Duration::from_secs(3600);
+        Self {
+            messages: KeyedLimit::with_period(
+                std::time::Duration::from_secs_f64(1.0 / settings.messages_per_second),
+                settings.message_burst,
+                keys,
+            ),
+            login_by_name: KeyedLimit::per_window(settings.login_attempts_per_minute, minute, keys),
+            login_by_addr: KeyedLimit::per_window(
+                settings.address_login_attempts_per_minute,
+                minute,
+                keys,
+            ),
+            registrations: KeyedLimit::per_window(settings.registrations_per_hour, hour, keys),
+            room_password_by_user: KeyedLimit::per_window(
+                settings.room_password_attempts_per_minute,
+                minute,
+                keys,
+            ),
+            room_password_by_room: KeyedLimit::per_window(
+                settings.room_password_attempts_per_minute,
+                minute,
+                keys,
+            ),
+            room_creations: KeyedLimit::per_window(settings.rooms_per_hour, hour, keys),
+        }
+    }
+
+    fn prune(&self) {
+        self.messages.prune();
+        self.login_by_name.prune();
+        self.login_by_addr.prune();
+        self.registrations.prune();
+        self.room_password_by_user.prune();
+        self.room_password_by_room.prune();
+        self.room_creations.prune();
+    }
+}
+
+/// The 429 of a refused attempt.
+fn rate_limited(code: &'static str, what: String, refusal: Refusal) -> Error {
+    let wait = refusal.retry_after();
+    let message = match refusal {
+        Refusal::Wait(_) => format!("{what}; retry in {} s", wait.as_secs().max(1)),
+        Refusal::Full => {
+            format!("{what}; the server is refusing such attempts for now, retry later")
+        }
+    };
+    Error::RateLimited {
+        code,
+        message,
+        retry_after_ms: wait.as_millis() as u64,
+    }
 }
 
 #[derive(Default)]
@@ -103,6 +185,10 @@ struct Accounts {
     users: HashMap<UserId, Account>,
     /// Lower-cased username → id.
     by_name: HashMap<String, UserId>,
+    /// Look-alike key ([`accounts::lookalike_key`]) → id: a new name may not look
+    /// like an existing one. Built at start-up from the stored names (no schema
+    /// change); two existing look-alikes both keep working.
+    by_lookalike: HashMap<String, UserId>,
     /// Token hash → user.
     tokens: HashMap<[u8; 32], UserId>,
     next_user_id: UserId,
@@ -248,6 +334,10 @@ impl Chat {
         };
         for (id, user) in store.load_users()? {
             accounts.by_name.insert(user.username.to_lowercase(), id);
+            accounts
+                .by_lookalike
+                .entry(accounts::lookalike_key(&user.username))
+                .or_insert(id);
             accounts.users.insert(
                 id,
                 Account {
@@ -348,15 +438,7 @@ impl Chat {
             pending_client_ids: Mutex::new(HashMap::new()),
             unsaved_read_rooms: Mutex::new(unsaved_read_rooms),
             read_saving: tokio::sync::Mutex::new(()),
-            message_rate: RateLimiter::new(settings.messages_per_second, settings.message_burst),
-            login_rate_by_name: RateLimiter::new(
-                f64::from(settings.login_attempts_per_minute) / 60.0,
-                settings.login_attempts_per_minute,
-            ),
-            login_rate_by_addr: RateLimiter::new(
-                f64::from(settings.login_attempts_per_minute) / 60.0,
-                settings.login_attempts_per_minute,
-            ),
+            limits: Limits::new(&settings),
             settings,
         })
     }
@@ -406,9 +488,7 @@ impl Chat {
 
     /// Forgets rate-limit buckets that have refilled. Called by a periodic job.
     pub fn prune_rate_limits(&self) {
-        self.message_rate.prune();
-        self.login_rate_by_name.prune();
-        self.login_rate_by_addr.prune();
+        self.limits.prune();
     }
 }
 

@@ -373,6 +373,12 @@ impl Chat {
                 "that user is banned from this room; lift the ban first",
             ));
         }
+        if directory.blocks(target, caller.user_id) {
+            return Err(Error::forbidden("blocked", "this user has blocked you"));
+        }
+        let Some(entry) = directory.rooms.get_mut(&room_id) else {
+            return Err(Error::RoomNotFound);
+        };
         let invite = InviteRecord {
             by: caller.user_id,
             at: now_millis(),
@@ -391,6 +397,25 @@ impl Chat {
                 by_user_id: caller.user_id,
             }),
         );
+        Ok(())
+    }
+
+    /// Declines the caller's invitation to a room: the room leaves their lists (a
+    /// private one) and the invitation is gone.
+    pub fn decline_invite(&self, caller: Caller, room_id: RoomId) -> Result<()> {
+        let mut directory = self.directory_mut();
+        directory.visible(room_id, caller.user_id)?;
+        let Some(entry) = directory.rooms.get_mut(&room_id) else {
+            return Err(Error::RoomNotFound);
+        };
+        if !entry.invites.contains_key(&caller.user_id) {
+            return Err(Error::conflict(
+                "not_invited",
+                "you have no invitation to this room",
+            ));
+        }
+        self.store.remove_invite(room_id, caller.user_id)?;
+        entry.invites.remove(&caller.user_id);
         Ok(())
     }
 
@@ -416,7 +441,7 @@ impl Chat {
         let new_hash = match &changes.password {
             Some(Some(password)) if !password.is_empty() => {
                 check_password(password, "invalid_password")?;
-                Some(password::hash(password.clone()).await?)
+                Some(password::hash(password.clone(), password::Pool::Other).await?)
             }
             _ => None,
         };
@@ -525,7 +550,8 @@ impl Chat {
     }
 
     /// Blocks a user: their messages no longer reach the caller, live or in history,
-    /// and they cannot open or write in a direct room with the caller.
+    /// they cannot open or write in a direct room with the caller nor invite them,
+    /// and their pending invitations to the caller are dropped.
     pub fn block(&self, caller: Caller, target: UserId) -> Result<()> {
         if target == caller.user_id {
             return Err(Error::bad_request(
@@ -542,6 +568,16 @@ impl Chat {
             .entry(caller.user_id)
             .or_default()
             .insert(target);
+        for (&room_id, entry) in directory.rooms.iter_mut() {
+            if entry
+                .invites
+                .get(&caller.user_id)
+                .is_some_and(|invite| invite.by == target)
+            {
+                self.store.remove_invite(room_id, caller.user_id)?;
+                entry.invites.remove(&caller.user_id);
+            }
+        }
         Ok(())
     }
 

@@ -9,24 +9,42 @@ use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
-/// Hashes running at once. Each argon2id hash takes 19 MiB and tens of
+/// Hashes running at once, for logins. Each argon2id hash takes 19 MiB and tens of
 /// milliseconds of CPU: unbounded, a burst of registrations or logins would start a
 /// blocking thread per request, each keeping its 19 MiB in the allocator's arena.
-static HASHING: Semaphore = Semaphore::const_new(2);
+static LOGINS: Semaphore = Semaphore::const_new(2);
+/// Hashes running at once for everything else (registrations, password changes,
+/// room passwords): a flood of those queues here, never in front of a login.
+static OTHERS: Semaphore = Semaphore::const_new(1);
 
-/// Runs an argon2 computation on a blocking thread, at most [`HASHING`] at once.
+/// Which queue a hash waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// Logins of existing users (and of unknown names, which must take as long).
+    Login,
+    /// Registrations, password changes and room passwords.
+    Other,
+}
+
+/// Runs an argon2 computation on a blocking thread, at most the pool's permits at
+/// once.
 async fn hashing<T: Send + 'static>(
+    pool: Pool,
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let _permit = HASHING.acquire().await.map_err(|_| Error::Internal)?;
+    let semaphore = match pool {
+        Pool::Login => &LOGINS,
+        Pool::Other => &OTHERS,
+    };
+    let _permit = semaphore.acquire().await.map_err(|_| Error::Internal)?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| Error::Internal)?
 }
 
 /// Hashes a password with argon2id (the crate's default parameters).
-pub async fn hash(password: String) -> Result<String> {
-    hashing(move || {
+pub async fn hash(password: String, pool: Pool) -> Result<String> {
+    hashing(pool, move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
         let salt = SaltString::encode_b64(&salt).map_err(|e| {
@@ -45,8 +63,8 @@ pub async fn hash(password: String) -> Result<String> {
 }
 
 /// Checks a password against a stored hash.
-pub async fn verify(password: String, stored: String) -> Result<bool> {
-    hashing(move || {
+pub async fn verify(password: String, stored: String, pool: Pool) -> Result<bool> {
+    hashing(pool, move || {
         let parsed = PasswordHash::new(&stored).map_err(|e| {
             tracing::error!(error = %e, "a stored password hash does not parse");
             Error::Internal

@@ -1,12 +1,14 @@
 //! Rooms and membership: create, list, join, leave; direct rooms between two users.
 
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
 use super::accounts::check_password;
 use super::password;
 use super::view::{
     timestamp, ChatType, Event, JoinEvent, LeaveEvent, LeaveReason, MemberView, RoleEvent,
     RoomDetail, RoomView,
 };
-use super::{Caller, Chat, Directory, RoomEntry, Sequence};
+use super::{rate_limited, Caller, Chat, Directory, RoomEntry, Sequence};
 use crate::error::{Error, Result};
 use crate::store::records::*;
 
@@ -22,20 +24,41 @@ pub struct NewRoom {
     pub target_user_id: Option<UserId>,
 }
 
+/// Checks a room name. Control and format characters (bidirectional overrides,
+/// zero-width spaces and joiners) are refused: they make one name look like
+/// another, or reorder the text around it.
 pub(super) fn check_room_name(name: &str) -> Result<String> {
     let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > ROOM_NAME_MAX_CHARS
-        || name.chars().any(char::is_control)
-    {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(
+                c.general_category(),
+                GeneralCategory::Format
+                    | GeneralCategory::LineSeparator
+                    | GeneralCategory::ParagraphSeparator
+            )
+    };
+    if name.is_empty() || name.chars().count() > ROOM_NAME_MAX_CHARS || name.chars().any(hidden) {
         return Err(Error::bad_request(
             "invalid_chat_name",
             format!(
-                "chatName is 1 to {ROOM_NAME_MAX_CHARS} characters, without control characters"
+                "chatName is 1 to {ROOM_NAME_MAX_CHARS} characters, without control or format (invisible) characters"
             ),
         ));
     }
     Ok(name.to_owned())
+}
+
+/// The 429 of a user who created too many rooms.
+fn too_many_rooms(chat: &Chat, refusal: super::Refusal) -> Error {
+    rate_limited(
+        "too_many_rooms",
+        format!(
+            "too many new rooms: at most {} per hour",
+            chat.settings.rooms_per_hour
+        ),
+        refusal,
+    )
 }
 
 /// Refuses a user whose ban on the room is in force.
@@ -111,11 +134,15 @@ impl Chat {
             )
         })?;
         let name = check_room_name(request.chat_name.as_deref().unwrap_or(""))?;
+        self.limits
+            .room_creations
+            .take(&caller.user_id)
+            .map_err(|refusal| too_many_rooms(self, refusal))?;
         let password = request.password.filter(|p| !p.is_empty());
         let password_hash = match (chat_type, password) {
             (ChatType::Protected, Some(password)) => {
                 check_password(&password, "invalid_password")?;
-                Some(password::hash(password).await?)
+                Some(password::hash(password, password::Pool::Other).await?)
             }
             (ChatType::Protected, None) => {
                 return Err(Error::bad_request(
@@ -198,6 +225,10 @@ impl Chat {
             };
             return Ok((self.room_view_for(id, entry, caller.user_id), false));
         }
+        self.limits
+            .room_creations
+            .take(&caller.user_id)
+            .map_err(|refusal| too_many_rooms(self, refusal))?;
         let name = format!("{}, {}", self.username(caller.user_id), target_name);
         let record = RoomRecord {
             name,
@@ -320,10 +351,30 @@ impl Chat {
             }
         };
         if let Some(stored) = password_hash {
+            // Every try costs a token, per user and per room, before the hash is
+            // checked: guessing is slow, and so is the CPU it can buy.
+            let limited = |refusal| {
+                rate_limited(
+                    "too_many_attempts",
+                    format!(
+                        "too many room password tries: at most {} per minute",
+                        self.settings.room_password_attempts_per_minute
+                    ),
+                    refusal,
+                )
+            };
+            self.limits
+                .room_password_by_user
+                .take(&caller.user_id)
+                .map_err(limited)?;
+            self.limits
+                .room_password_by_room
+                .take(&room_id)
+                .map_err(limited)?;
             let given = password.unwrap_or_default();
             if given.is_empty()
                 || given.len() > super::accounts::PASSWORD_MAX_BYTES
-                || !password::verify(given, stored).await?
+                || !password::verify(given, stored, password::Pool::Other).await?
             {
                 return Err(Error::forbidden("wrong_password", "wrong room password"));
             }
@@ -508,5 +559,31 @@ impl Chat {
             }),
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names() {
+        for good in ["general", "  trimmed  ", "잡담방", "🎉 party", "a-b c"] {
+            assert!(check_room_name(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "a\nb",
+            "evil\u{202e}txt.exe",
+            "gen\u{200b}eral",
+            "gen\u{200d}eral",
+            "\u{2066}isolate",
+            "soft\u{ad}hyphen",
+            "line\u{2028}sep",
+            &"x".repeat(65),
+        ] {
+            assert!(check_room_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

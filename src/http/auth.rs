@@ -1,6 +1,6 @@
 //! Accounts over HTTP: register, login, logout, me, the user directory.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,9 +9,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{body, caller, json_reply, no_content, parse_json, with_chat};
+use super::{body, caller, client_ip, json_reply, no_content, parse_json, with_chat, BodyLimits};
 use crate::chat::{Caller, Chat};
 use crate::error::Error;
+use crate::proxy::TrustedProxies;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,10 +23,11 @@ struct Credentials {
 
 pub fn routes(
     chat: Arc<Chat>,
-    limit: u64,
+    limit: BodyLimits,
+    proxies: Arc<TrustedProxies>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    register(chat.clone(), limit)
-        .or(login(chat.clone(), limit))
+    register(chat.clone(), limit, proxies.clone())
+        .or(login(chat.clone(), limit, proxies))
         .unify()
         .or(logout(chat.clone()))
         .unify()
@@ -38,35 +40,38 @@ pub fn routes(
 /// POST /api/auth/register {username, password} → 201 {userId, username, token}
 fn register(
     chat: Arc<Chat>,
-    limit: u64,
+    limit: BodyLimits,
+    proxies: Arc<TrustedProxies>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "auth" / "register")
         .and(warp::post())
         .and(with_chat(chat))
+        .and(client_ip(proxies))
         .and(body(limit))
-        .and_then(|chat: Arc<Chat>, body: Bytes| async move {
-            let c: Credentials = parse_json(&body)?;
-            let session = chat.register(c.username, c.password).await?;
-            Ok::<_, Rejection>(json_reply(StatusCode::CREATED, &session))
-        })
+        .and_then(
+            |chat: Arc<Chat>, addr: Option<IpAddr>, body: Bytes| async move {
+                let c: Credentials = parse_json(&body)?;
+                let session = chat.register(c.username, c.password, addr).await?;
+                Ok::<_, Rejection>(json_reply(StatusCode::CREATED, &session))
+            },
+        )
 }
 
 /// POST /api/auth/login {username, password} → 200 {userId, username, token}
 fn login(
     chat: Arc<Chat>,
-    limit: u64,
+    limit: BodyLimits,
+    proxies: Arc<TrustedProxies>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "auth" / "login")
         .and(warp::post())
         .and(with_chat(chat))
-        .and(warp::addr::remote())
+        .and(client_ip(proxies))
         .and(body(limit))
         .and_then(
-            |chat: Arc<Chat>, addr: Option<SocketAddr>, body: Bytes| async move {
+            |chat: Arc<Chat>, addr: Option<IpAddr>, body: Bytes| async move {
                 let c: Credentials = parse_json(&body)?;
-                let session = chat
-                    .login(&c.username, c.password, addr.map(|a| a.ip()))
-                    .await?;
+                let session = chat.login(&c.username, c.password, addr).await?;
                 Ok::<_, Rejection>(json_reply(StatusCode::OK, &session))
             },
         )

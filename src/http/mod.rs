@@ -10,13 +10,15 @@ mod rooms;
 pub mod web;
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
@@ -24,6 +26,7 @@ use crate::chat::{Caller, Chat};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::{route_of, Metrics};
+use crate::proxy::{PeerAddr, TrustedProxies};
 use crate::reply::{api_error_reply, error_reply};
 
 /// A domain error on its way through warp's rejection machinery.
@@ -56,6 +59,12 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
             "body_too_large",
             "the request body is too large",
         )
+    } else if rejection.find::<warp::reject::InvalidHeader>().is_some() {
+        error_reply(
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+            "a request header is malformed",
+        )
     } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
         error_reply(
             StatusCode::BAD_REQUEST,
@@ -80,10 +89,18 @@ pub fn routes(
     config: &Config,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let limit = config.limits.max_body_bytes;
+    // Validated with the rest of the config; a bad entry cannot reach here.
+    let proxies =
+        Arc::new(TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default());
+    let body_timeout = config.server.body_read_timeout;
+    let limit = BodyLimits {
+        bytes: limit,
+        timeout: body_timeout,
+    };
     ops::routes(chat.clone(), config.storage.flush_interval)
         .or(admin::routes(chat.clone(), config.admin.token.clone()))
         .unify()
-        .or(auth::routes(chat.clone(), limit))
+        .or(auth::routes(chat.clone(), limit, proxies))
         .unify()
         .or(rooms::routes(chat.clone(), limit))
         .unify()
@@ -98,11 +115,11 @@ pub fn routes(
 pub fn request_log(metrics: Arc<Metrics>) -> warp::log::Log<impl Fn(warp::log::Info<'_>) + Clone> {
     warp::log::custom(move |info| {
         let status = info.status().as_u16();
-        // Unknown paths would make a label value each; they share one.
-        let route = if status == 404 && !info.path().starts_with("/api/") {
-            format!("{} (unmatched)", info.method())
-        } else {
-            route_of(info.method().as_str(), info.path())
+        // Never the path itself: unknown paths share one label, and the log line;
+        // the web client's files share another.
+        let route = match web::route_label(info.path()) {
+            Some(label) if matches!(*info.method(), Method::GET | Method::HEAD) => label.to_owned(),
+            _ => route_of(info.method().as_str(), info.path()),
         };
         tracing::info!(
             target: "daehwa::http",
@@ -120,13 +137,26 @@ fn with_chat(chat: Arc<Chat>) -> impl Filter<Extract = (Arc<Chat>,), Error = Inf
     warp::any().map(move || chat.clone())
 }
 
-/// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
+/// An optional header's raw value: unlike `warp::header::optional::<String>`, a
+/// value that is not UTF-8 is not a rejection (which would answer 500).
+fn raw_header(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<HeaderValue>,), Error = Infallible> + Clone {
+    warp::header::value(name)
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
+/// The caller, from `Authorization: Bearer <token>`; 401 otherwise (a header that
+/// is not text included).
 fn caller(chat: Arc<Chat>) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
+    raw_header("authorization").and_then(move |header: Option<HeaderValue>| {
         let chat = chat.clone();
         async move {
             let token = header
-                .as_deref()
+                .as_ref()
+                .and_then(|h| h.to_str().ok())
                 .and_then(|h| h.strip_prefix("Bearer "))
                 .ok_or(Error::Unauthorized)?;
             Ok::<_, Rejection>(chat.authenticate(token.trim())?)
@@ -134,11 +164,65 @@ fn caller(chat: Arc<Chat>) -> impl Filter<Extract = (Caller,), Error = Rejection
     })
 }
 
-/// The request body, at most `limit` bytes, whether or not it has a Content-Length.
-fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
+/// The client's address: the TCP peer, or behind a trusted proxy the address it
+/// forwards (`server.trusted_proxies`). `None` only where no accept loop put the
+/// peer into the request.
+fn client_ip(
+    proxies: Arc<TrustedProxies>,
+) -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<PeerAddr>()
+        .and(warp::header::headers_cloned())
+        .map(move |peer: Option<PeerAddr>, headers: HeaderMap| {
+            // A proxy appends to the last X-Forwarded-For line (or adds one).
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .next_back()
+                .map(HeaderValue::as_bytes);
+            peer.map(|PeerAddr(addr)| proxies.client_addr(addr.ip(), forwarded))
+        })
+}
+
+/// How much of a request body is read, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub bytes: u64,
+    pub timeout: Duration,
+}
+
+/// The request body, at most `limits.bytes` bytes, whether or not it has a
+/// Content-Length, read within `limits.timeout` (408 otherwise: a client that
+/// trickles its body does not hold the connection).
+fn body(limits: BodyLimits) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    raw_header("content-length")
         .and(warp::body::stream())
-        .and_then(move |length: Option<u64>, stream| read_body(length, stream, limit))
+        .and_then(move |length: Option<HeaderValue>, stream| async move {
+            let length = match length {
+                None => None,
+                Some(value) => Some(
+                    value
+                        .to_str()
+                        .ok()
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            Error::bad_request("invalid_header", "Content-Length is not a number")
+                        })?,
+                ),
+            };
+            match tokio::time::timeout(limits.timeout, read_body(length, stream, limits.bytes))
+                .await
+            {
+                Ok(body) => body,
+                Err(_) => Err(Error::Timeout {
+                    code: "body_timeout",
+                    message: format!(
+                        "the request body did not arrive within {} ms",
+                        limits.timeout.as_millis()
+                    ),
+                }
+                .into()),
+            }
+        })
 }
 
 async fn read_body<S, B>(length: Option<u64>, stream: S, limit: u64) -> Result<Bytes, Rejection>

@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{body, caller, json_reply, no_content, parse_id, parse_json, with_chat};
+use super::{body, caller, json_reply, no_content, parse_id, parse_json, with_chat, BodyLimits};
 use crate::chat::view::ChatType;
 use crate::chat::{Caller, Chat, RoomChanges};
 use crate::error::Error;
@@ -54,7 +54,7 @@ where
 
 pub fn routes(
     chat: Arc<Chat>,
-    limit: u64,
+    limit: BodyLimits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let authed = with_chat(chat.clone()).and(caller(chat.clone()));
 
@@ -81,6 +81,16 @@ pub fn routes(
     let owner = targeted(chat.clone(), "owner", warp::put(), Chat::transfer_ownership);
     // POST /api/chatrooms/{roomId}/invite/{userId} → 204
     let invite = targeted(chat.clone(), "invite", warp::post(), Chat::invite);
+
+    // DELETE /api/chatrooms/{roomId}/invite → 204: the invited user declines.
+    let decline = warp::path!("api" / "chatrooms" / String / "invite")
+        .and(warp::delete())
+        .and(authed.clone())
+        .and_then(|room: String, chat: Arc<Chat>, caller: Caller| async move {
+            let room = parse_id(&room, "roomId")?;
+            chat.decline_invite(caller, room)?;
+            Ok::<_, Rejection>(no_content())
+        });
 
     // POST /api/chatrooms/{roomId}/ban/{userId} {minutes?} → 204 (no minutes: for ever)
     let ban = room_user_path("ban")
@@ -184,6 +194,8 @@ pub fn routes(
         .or(owner)
         .unify()
         .or(invite)
+        .unify()
+        .or(decline)
         .unify()
         .or(settings)
         .unify()

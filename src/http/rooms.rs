@@ -8,14 +8,14 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{body, caller, json_reply, no_content, parse_id, parse_json, with_chat};
+use super::{body, caller, json_reply, no_content, parse_id, parse_json, with_chat, BodyLimits};
 use crate::chat::view::ChatType;
 use crate::chat::{Before, Caller, Chat, NewRoom};
 use crate::error::Error;
 
 pub fn routes(
     chat: Arc<Chat>,
-    limit: u64,
+    limit: BodyLimits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     create(chat.clone(), limit)
         .or(list(chat.clone()))
@@ -49,7 +49,7 @@ struct CreateBody {
 /// → 201 {chatSeq, chatName, …}; 200 with the existing direct room of the pair.
 fn create(
     chat: Arc<Chat>,
-    limit: u64,
+    limit: BodyLimits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "chatrooms" / "new")
         .and(warp::post())
@@ -108,7 +108,7 @@ struct JoinBody {
 /// PUT /api/chatrooms/join/{roomId} {chatSeq?, password?} → 200 the room and members.
 fn join(
     chat: Arc<Chat>,
-    limit: u64,
+    limit: BodyLimits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "chatrooms" / "join" / String)
         .and(warp::put())
@@ -164,7 +164,7 @@ fn history(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Reject
             let count = count.parse::<u32>().map_err(|_| {
                 Error::bad_request("invalid_count", "count must be a positive integer")
             })?;
-            let page = chat.history(caller, room_id, before, count)?;
+            let page = chat.history(caller, room_id, before, count).await?;
             Ok::<_, Rejection>(json_reply(StatusCode::OK, &page))
         })
 }
@@ -181,7 +181,7 @@ struct SendBody {
 /// when `clientMsgId` was sent before.
 fn send(
     chat: Arc<Chat>,
-    limit: u64,
+    limit: BodyLimits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "chatrooms" / String / "messages")
         .and(warp::post())

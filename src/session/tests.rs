@@ -32,7 +32,7 @@ impl World {
     async fn user(&self, name: &str) -> Caller {
         let view = self
             .chat
-            .register(name.into(), "correct horse".into())
+            .register(name.into(), "correct horse".into(), None)
             .await
             .expect("register");
         self.chat.authenticate(&view.token).expect("token")

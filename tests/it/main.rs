@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod abuse;
 mod auth;
 mod cli;
 mod directory;

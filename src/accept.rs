@@ -1,0 +1,192 @@
+//! The accept loop: TCP connections, their limits, and their graceful end.
+//!
+//! It knows nothing of routes or transports: each connection is served as HTTP/1.1
+//! (with upgrades, for WebSockets) by one [`Handler`] that the wiring builds from
+//! the warp filters, so another transport mounts on the same port by adding a
+//! filter. What it bounds, against clients that open connections and say nothing:
+//! - connections at once (`server.max_connections`): a connection beyond the limit
+//!   is closed at once, so that the listen queue keeps moving;
+//! - the time to send a request's headers, and to stay idle between requests
+//!   (`server.header_read_timeout`, hyper's timer);
+//! - the time shutdown waits for requests in progress (`server.shutdown_grace`);
+//! - accept errors (out of file descriptors): a back-off, one warning per streak.
+//!
+//! HTTP/2 is not served: without TLS it would only reach clients that speak
+//! cleartext HTTP/2 on purpose (h2c), and the WebSocket upgrade needs HTTP/1.1. A
+//! reverse proxy may speak HTTP/2 to browsers and HTTP/1.1 to daehwa.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use warp::reply::Response;
+
+use crate::proxy::PeerAddr;
+
+/// The first pause after an accept error; it doubles up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one warning about refused connections per this long.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Answers one request. Built once from the routes; called for every request.
+pub type Handler =
+    Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
+
+/// The limits of the accept loop, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    /// How long shutdown waits for requests in progress before it drops them.
+    pub shutdown_grace: Duration,
+}
+
+/// A connection's place among `server.max_connections`, in every request's
+/// extensions: a WebSocket session keeps it for as long as it lives, since its
+/// connection outlives the HTTP exchange that upgraded it.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+/// Serves connections from `listener` until `stop` resolves; then closes the
+/// listener, lets requests in progress finish for at most `shutdown_grace`, and
+/// drops the connections still open.
+pub async fn serve(
+    listener: TcpListener,
+    limits: ConnectionLimits,
+    handler: Handler,
+    stop: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Tells the connections to finish their request in progress and close.
+    let (closing, closing_signal) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let mut backoff = Backoff::default();
+    let mut last_refusal_warning: Option<Instant> = None;
+    let mut stop = std::pin::pin!(stop);
+
+    loop {
+        // Reap finished connections so the set holds only live ones.
+        while connections.try_join_next().is_some() {}
+        let (stream, peer) = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => {
+                    backoff.reset();
+                    pair
+                }
+                Err(e) => {
+                    tokio::select! {
+                        () = &mut stop => break,
+                        () = backoff.pause(&e) => continue,
+                    }
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            if last_refusal_warning.is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_INTERVAL) {
+                last_refusal_warning = Some(Instant::now());
+                tracing::warn!(
+                    max = limits.max_connections,
+                    "connection limit reached (server.max_connections): closing new connections"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let slot = ConnectionSlot(Arc::new(permit));
+        let handler = Arc::clone(&handler);
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(PeerAddr(peer));
+            request.extensions_mut().insert(slot.clone());
+            let reply = handler(request);
+            async move { Ok::<_, Infallible>(reply.await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut closing = closing_signal.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = async { drop(closing.wait_for(|closing| *closing).await) } => {
+                    // Finishes the request in progress, if any, then closes.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            // Malformed requests, resets and timeouts are the client's business:
+            // hyper has answered what it could (400, 431), so they log at debug.
+            if let Err(e) = ended {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    let _ = closing.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.shutdown_grace, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "some HTTP requests did not finish within server.shutdown_grace; dropping them"
+        );
+    }
+    connections.shutdown().await;
+}
+
+/// Pauses after accept errors: they come from a shortage (file descriptors, memory)
+/// that a tight loop would only prolong, and would log in a flood.
+#[derive(Default)]
+struct Backoff {
+    next: Option<Duration>,
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        self.next = None;
+    }
+
+    async fn pause(&mut self, error: &std::io::Error) {
+        use std::io::ErrorKind;
+        // A connection that was reset before we took it is not our shortage.
+        if matches!(
+            error.kind(),
+            ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+        ) {
+            tracing::debug!(%error, "a connection went away before it was accepted");
+            return;
+        }
+        let pause = match self.next {
+            None => {
+                tracing::warn!(%error, "cannot accept connections; backing off until it recovers");
+                ACCEPT_BACKOFF_MIN
+            }
+            Some(pause) => {
+                tracing::debug!(%error, "accept still failing");
+                pause
+            }
+        };
+        self.next = Some((pause * 2).min(ACCEPT_BACKOFF_MAX));
+        tokio::time::sleep(pause).await;
+    }
+}
