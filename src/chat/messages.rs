@@ -202,12 +202,14 @@ impl Chat {
         // Sending marks the room read up to one's own message (in memory; saved
         // lazily with the other markers).
         self.advance_read(room_id, &mut sequence, caller.user_id, msg_id);
+        let created_at = now_millis();
+        sequence.last_at = Some(created_at);
         let message = Arc::new(Message {
             room_id,
             msg_id,
             sender_id: caller.user_id,
             content,
-            created_at: now_millis(),
+            created_at,
             client_msg_id,
         });
         if let (Some(ids), Some(client_id)) = (&mut client_ids, &message.client_msg_id) {

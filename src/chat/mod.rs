@@ -234,6 +234,9 @@ struct RoomEntry {
 struct Sequence {
     /// The last `msg_id` handed out.
     last: MsgId,
+    /// When the newest message was sent (`None` before the first, and after a crash
+    /// until the next message if the newest ones were lost), for room lists.
+    last_at: Option<Millis>,
     /// Ids up to here are durably reserved: a restart after a crash resumes above it.
     reserved: MsgId,
     /// Each member's read marker: the newest `msg_id` they have read, at most `last`.
@@ -370,7 +373,7 @@ impl Chat {
             if let (Some(pair), false) = (record.direct, record.closed) {
                 directory.direct.insert(pair, id);
             }
-            let stored = store.last_msg_id(id)?;
+            let (stored, last_at) = store.last_message(id)?;
             let reserved = reservations.get(&id).copied().unwrap_or(0).max(stored);
             // After a crash, ids between the last stored message and the reservation
             // may have been acknowledged and lost: none of them is handed out again.
@@ -381,6 +384,7 @@ impl Chat {
                     record,
                     Sequence {
                         last,
+                        last_at,
                         reserved,
                         ..Sequence::default()
                     },

@@ -88,9 +88,13 @@ impl Chat {
 
     fn view_of(&self, id: RoomId, entry: &RoomEntry, viewer: Option<UserId>) -> RoomView {
         // One look at the sequence, so that the count agrees with `lastMsgId`.
-        let (last_msg_id, read) = {
+        let (last_msg_id, last_at, read) = {
             let sequence = entry.sequence();
-            (sequence.last, viewer.map(|v| sequence.read_state(v)))
+            (
+                sequence.last,
+                sequence.last_at,
+                viewer.map(|v| sequence.read_state(v)),
+            )
         };
         RoomView {
             chat_seq: id,
@@ -100,6 +104,7 @@ impl Chat {
             owner_id: entry.owner(),
             member_count: entry.members.len(),
             last_msg_id,
+            last_message_at: last_at.map(timestamp),
             read,
         }
     }

@@ -71,6 +71,9 @@ pub struct RoomView {
     /// The newest `msgId` of the room (0 before the first message), so that a client
     /// knows what it has missed.
     pub last_msg_id: MsgId,
+    /// When the newest message was sent (`null` before the first), so that a room
+    /// list can show it and sort by it.
+    pub last_message_at: Option<String>,
     /// Where the user this view was made for has read up to: in the replies and the
     /// `rooms` event made for one user, absent from events sent to several.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]

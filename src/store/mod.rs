@@ -436,8 +436,9 @@ impl Store {
         self.inner.clean_start
     }
 
-    /// The highest `msg_id` of a room on disk (the buffer is empty at start-up).
-    pub fn last_msg_id(&self, room: RoomId) -> StoreResult<MsgId> {
+    /// The highest `msg_id` of a room on disk and when that message was sent (the
+    /// buffer is empty at start-up); `(0, None)` for a room without messages.
+    pub fn last_message(&self, room: RoomId) -> StoreResult<(MsgId, Option<Millis>)> {
         match self
             .inner
             .roomid_msgid_message
@@ -445,10 +446,11 @@ impl Store {
             .next_back()
         {
             Some(entry) => {
-                let (k, _) = entry?;
-                id_of(&k[8..])
+                let (k, v) = entry?;
+                let message: Message = decode(&v)?;
+                Ok((id_of(&k[8..])?, Some(message.created_at)))
             }
-            None => Ok(0),
+            None => Ok((0, None)),
         }
     }
 

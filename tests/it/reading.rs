@@ -222,3 +222,42 @@ async fn markers_survive_a_graceful_restart() {
     assert_eq!(mark_read(&bob, first, "6").await.0, StatusCode::NO_CONTENT);
     assert_eq!(unread(&bob, first).await, (6, 6, 0));
 }
+
+#[tokio::test]
+async fn rooms_carry_the_time_of_their_newest_message_across_a_restart() {
+    let tmp = tempfile::TempDir::new().expect("temp dir");
+    let data_dir = tmp.path().join("data");
+    let mut server = Server::start_in(&data_dir, &[]).await;
+    let alice = server.register("alice").await;
+    let room = alice.create_room("public", "general", None).await;
+    let newest_time = |rooms: &Value| -> Value {
+        rooms
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|r| r["chatSeq"] == room)
+            .expect("the room is listed")["lastMessageAt"]
+            .clone()
+    };
+    let (_, rooms) = alice.get("/api/chatrooms/mine").await;
+    assert_eq!(newest_time(&rooms), Value::Null, "no message yet: {rooms}");
+
+    alice.say(room, "first").await;
+    alice.say(room, "second").await;
+    let history = alice.history(room, -1, 10).await;
+    let sent_at = history.last().expect("a message")["createdAt"].clone();
+    let (_, rooms) = alice.get("/api/chatrooms").await;
+    assert_eq!(newest_time(&rooms), sent_at, "{rooms}");
+    let (_ws, snapshot) = alice.connect().await;
+    assert_eq!(
+        newest_time(&snapshot),
+        sent_at,
+        "the rooms event: {snapshot}"
+    );
+
+    assert!(server.stop().await.success());
+    let restarted = Server::start_in(&data_dir, &[]).await;
+    let alice = alice.at(&restarted);
+    let (_, rooms) = alice.get("/api/chatrooms/mine").await;
+    assert_eq!(newest_time(&rooms), sent_at, "after a restart: {rooms}");
+}

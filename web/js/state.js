@@ -34,8 +34,9 @@ export function roomAfterRead(room, lastReadMsgId) {
 }
 
 /**
- * Merges the server's view of a room into what the client knows, keeping what only
- * the client knows (the time of the last message it has seen).
+ * Merges the server's view of a room into what the client knows. Events sent to
+ * several users carry no `lastMessageAt` worth trusting over a time the client has
+ * seen, so a missing one keeps the known one.
  */
 export function mergeRoom(known, fresh) {
   const merged = { ...known, ...fresh };
