@@ -3,17 +3,28 @@
 //! server holds it (sled locks the directory); `backup` then asks the server.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::AUTHORIZATION;
+use hyper::{Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::store::{BackupStats, Store, StoreError};
 
-/// How long `daehwa backup` waits for a running server's reply.
+/// How long `daehwa backup` waits for each piece of a running server's backup.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long it waits for the server to answer at all.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much of a refusal's body is shown.
+const REFUSAL_BODY_BYTES: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -152,62 +163,66 @@ fn loopback(bind: SocketAddr) -> SocketAddr {
     }
 }
 
-/// One HTTP/1.1 GET with `Connection: close`, the body copied to `to`.
+/// `GET /api/admin/backup` from the running server (hyper-util's client), the body
+/// streamed to `to`. Each wait (connecting, then every piece of the body) is bounded.
 fn fetch_backup(addr: SocketAddr, token: &str, to: &Path) -> Result<(), AdminError> {
     if token.is_empty() {
         return Err(AdminError::Usage(
             "a server is running on this data directory; to back it up while it runs, set admin.token in the config (and restart it)".into(),
         ));
     }
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(io(
-        &format!("the data directory is in use, and the server at {addr} cannot be reached"),
-    ))?;
-    stream
-        .set_read_timeout(Some(BACKUP_TIMEOUT))
-        .map_err(io("socket"))?;
-    write!(
-        stream,
-        "GET /api/admin/backup HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(io("cannot send the request"))?;
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader
-        .read_line(&mut status_line)
-        .map_err(io("cannot read the reply"))?;
-    let status = status_line.split_whitespace().nth(1).unwrap_or("");
-    let mut chunked = false;
-    loop {
-        let mut header = String::new();
-        reader
-            .read_line(&mut header)
-            .map_err(io("cannot read the reply"))?;
-        if header.trim().is_empty() {
-            break;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io("cannot start the runtime"))?;
+    runtime.block_on(async {
+        let unreachable =
+            || format!("the data directory is in use, and the server at {addr} cannot be reached");
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let request = Request::get(format!("http://{addr}/api/admin/backup"))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .body(Empty::new())
+            .map_err(|e| AdminError::Io(format!("cannot build the request: {e}")))?;
+        let response = tokio::time::timeout(CONNECT_TIMEOUT, client.request(request))
+            .await
+            .map_err(|_| AdminError::Io(format!("{}: no reply", unreachable())))?
+            .map_err(|e| AdminError::Io(format!("{}: {e}", unreachable())))?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if status != StatusCode::OK {
+            let mut text = Vec::new();
+            while let Ok(Some(Ok(frame))) =
+                tokio::time::timeout(CONNECT_TIMEOUT, body.frame()).await
+            {
+                if let Ok(data) = frame.into_data() {
+                    text.extend_from_slice(&data);
+                }
+                if text.len() >= REFUSAL_BODY_BYTES {
+                    break;
+                }
+            }
+            text.truncate(REFUSAL_BODY_BYTES);
+            return Err(AdminError::Io(format!(
+                "the server refused the backup ({status}): {}",
+                String::from_utf8_lossy(&text).trim()
+            )));
         }
-        let lower = header.to_ascii_lowercase();
-        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-            chunked = true;
+        let mut file = std::fs::File::create(to).map_err(io("cannot create the backup file"))?;
+        loop {
+            let frame = tokio::time::timeout(BACKUP_TIMEOUT, body.frame())
+                .await
+                .map_err(|_| AdminError::Io("the server stopped sending the backup".into()))?;
+            let Some(frame) = frame else { break };
+            let frame =
+                frame.map_err(|e| AdminError::Io(format!("cannot read the backup: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                file.write_all(&data)
+                    .map_err(io("cannot write the backup"))?;
+            }
         }
-    }
-    if status != "200" {
-        let mut body = String::new();
-        let _ = reader.take(4096).read_to_string(&mut body);
-        return Err(AdminError::Io(format!(
-            "the server refused the backup ({}): {}",
-            status_line.trim(),
-            body.trim()
-        )));
-    }
-    if chunked {
-        return Err(AdminError::Io(
-            "the server sent a chunked reply, which this client does not read".into(),
-        ));
-    }
-    let mut file = std::fs::File::create(to).map_err(io("cannot create the backup file"))?;
-    std::io::copy(&mut reader, &mut file).map_err(io("cannot write the backup"))?;
-    file.sync_all().map_err(io("cannot write the backup"))?;
-    Ok(())
+        file.sync_all().map_err(io("cannot write the backup"))?;
+        Ok(())
+    })
 }
 
 /// Restores a backup file into an empty (or new) data directory.

@@ -713,3 +713,46 @@ async fn a_disabled_accounts_login_does_not_reveal_the_password() {
         );
     }
 }
+
+/// Finding 3: out of file descriptors, accept errors were logged in a loop. Now
+/// the loop backs off with one warning per streak, and recovers once descriptors
+/// are free again.
+#[tokio::test]
+async fn accept_errors_back_off_and_recover() {
+    let (mut server, _tmp) = server_with("[server]\nheader_read_timeout = \"60s\"\n").await;
+    let pid = server.pid();
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fds")
+        .count();
+    let limit = format!("--nofile={}", open_fds + 8);
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &limit])
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(status.success());
+    let mut idle = Vec::new();
+    for _ in 0..30 {
+        idle.push(TcpStream::connect(server.addr).await.expect("connect"));
+    }
+    // Long enough for a loop without back-off to log a line per attempt.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(idle);
+    let http = reqwest::Client::new();
+    let mut answered = false;
+    for _ in 0..100 {
+        if let Ok(response) = http.get(server.url("/healthz")).send().await {
+            answered = response.status() == StatusCode::OK;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "{}", server.logs());
+    let logs = server.logs();
+    let warnings = logs.matches("cannot accept connections").count();
+    assert_eq!(warnings, 1, "{logs}");
+    assert!(!logs.contains("ERROR"), "{logs}");
+    let status = tokio::time::timeout(PATIENCE, server.stop())
+        .await
+        .expect("stops");
+    assert!(status.success(), "{}", server.logs());
+}

@@ -305,6 +305,30 @@ async fn a_backup_under_load_restores_a_prefix_of_every_room() {
     .expect("join");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("backup written"), "{stdout}");
+    // A wrong token is refused, and the reason shown.
+    let wrong = tmp.path().join("wrong.toml");
+    std::fs::write(&wrong, "[admin]\ntoken = \"not the admin token at all\"\n").expect("config");
+    let wrong_out = tmp.path().join("wrong.backup");
+    let args = [
+        "backup",
+        "--config",
+        wrong.to_str().expect("path"),
+        "--data-dir",
+        data.to_str().expect("path"),
+        "--server",
+        &server.addr.to_string(),
+        "--out",
+        wrong_out.to_str().expect("path"),
+    ]
+    .map(str::to_owned);
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+        daehwa(&args.iter().map(String::as_str).collect::<Vec<_>>(), None)
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("refused the backup (401"), "{stderr}");
+    assert!(!wrong_out.exists());
     // A few more messages after the snapshot, then stop.
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
