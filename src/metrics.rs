@@ -217,6 +217,39 @@ mod tests {
         );
     }
 
+    /// Every endpoint docs/API.md documents has its own label, not `(unmatched)`.
+    #[test]
+    fn every_documented_endpoint_is_a_route() {
+        let doc = include_str!("../docs/API.md");
+        let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+        let mut checked = 0;
+        for piece in doc.split('`') {
+            let Some((method, path)) = piece.split_once(' ') else {
+                continue;
+            };
+            if !methods.contains(&method) || !path.starts_with('/') {
+                continue;
+            }
+            // `{roomId}` and the like are ids; query strings are not the route.
+            let path = path.split('?').next().unwrap_or(path);
+            let concrete: String = path
+                .split('/')
+                .map(|s| if s.starts_with('{') { "1" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            let route = route_of(method, &concrete);
+            assert!(
+                !route.ends_with("(unmatched)"),
+                "{method} {path} is not in ROUTES"
+            );
+            checked += 1;
+        }
+        assert!(
+            checked > 20,
+            "only {checked} endpoints found in docs/API.md"
+        );
+    }
+
     #[test]
     fn the_text_names_every_metric() {
         let metrics = Metrics::default();
