@@ -133,6 +133,9 @@ pub struct LimitsConfig {
     pub message_burst: u32,
     /// Open WebSocket connections per user.
     pub connections_per_user: usize,
+    /// socket.io long-polling connections open at once, in all (each is held in
+    /// memory between its requests, before anyone has authenticated).
+    pub polling_sessions: usize,
     /// Login attempts per minute for one username from one client address.
     pub login_attempts_per_minute: u32,
     /// Login attempts per minute from one client address, whatever the names.
@@ -161,6 +164,7 @@ impl Default for LimitsConfig {
             messages_per_second: 20.0,
             message_burst: 40,
             connections_per_user: 16,
+            polling_sessions: 10_000,
             login_attempts_per_minute: 10,
             address_login_attempts_per_minute: 30,
             registrations_per_hour: 60,
@@ -306,6 +310,9 @@ impl Config {
         }
         if self.limits.message_burst == 0 {
             return invalid("limits.message_burst", "must be at least 1");
+        }
+        if self.limits.polling_sessions == 0 {
+            return invalid("limits.polling_sessions", "must be at least 1");
         }
         if self.limits.connections_per_user == 0 {
             return invalid("limits.connections_per_user", "must be at least 1");

@@ -13,6 +13,8 @@
 //!   (a state machine of commands and deliveries in, events and a close out).
 //! - [`ws`]: the WebSocket gateway at `/ws`: upgrade, frame codec, a thin loop
 //!   around the session core.
+//! - [`socketio`]: the socket.io gateway at `/socket.io/` (Engine.IO v4, socket.io
+//!   v5, WebSocket and long-polling), over the same session core.
 //! - [`chat`]: the domain (service): accounts, rooms, membership, messages.
 //! - [`store`]: sled trees and the write-behind buffer (repository and cache).
 //! - [`events`]: the in-process bus from the domain to connections (event emitter).
@@ -41,6 +43,7 @@ pub mod reply;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+pub mod socketio;
 
 pub mod store;
 pub mod ws;

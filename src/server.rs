@@ -15,13 +15,19 @@ use crate::chat::Chat;
 use crate::config::Config;
 use crate::jobs::Jobs;
 use crate::shutdown::ShutdownControl;
+use crate::socketio::chat::ChatService;
+use crate::socketio::{EngineConfig, SocketIo};
 use crate::store::{Store, StoreError};
-use crate::{http, ws};
+use crate::{http, socketio, ws};
 
 /// How many times the final flush is tried before shutdown gives up and reports
 /// the messages it could not store.
 const FINAL_FLUSH_ATTEMPTS: usize = 5;
 const FINAL_FLUSH_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long a socket.io connection may stay without connecting a namespace (its
+/// client sends CONNECT right after the handshake).
+const SOCKETIO_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -31,6 +37,18 @@ pub enum ServerError {
     Jobs(#[from] JobSchedulerError),
     #[error("the final flush failed, {buffered} messages were not stored: {source}")]
     FinalFlush { buffered: usize, source: StoreError },
+}
+
+/// The Engine.IO settings of `/socket.io/`: socket.io's own timings, `/ws`'s limits.
+fn socketio_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        max_payload: config.limits.max_ws_message_bytes,
+        connect_timeout: SOCKETIO_CONNECT_TIMEOUT,
+        max_polling_sessions: config.limits.polling_sessions,
+        polling_queue: config.limits.ws_send_queue,
+        write_timeout: ws::WRITE_TIMEOUT,
+        ..EngineConfig::default()
+    }
 }
 
 /// Serves on `listener` until `shutdown` resolves, then shuts down in order.
@@ -56,7 +74,14 @@ pub async fn run(
         config.limits.max_ws_message_bytes,
         config.server.allowed_origins.clone(),
     );
+    let socket_io = SocketIo::new(
+        ChatService::new(Arc::clone(&chat), config.server.allowed_origins.clone()),
+        socketio_config(&config),
+        control.handle(),
+    );
     let routes = ws::route(gateway)
+        .or(socketio::route(socket_io))
+        .unify()
         .or(http::routes(Arc::clone(&chat), &config))
         .unify()
         .recover(http::recover)

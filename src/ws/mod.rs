@@ -7,6 +7,8 @@ mod codec;
 mod connection;
 pub mod upgrade;
 
+pub use connection::WRITE_TIMEOUT;
+
 use std::sync::Arc;
 
 use hyper::upgrade::OnUpgrade;
