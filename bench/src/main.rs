@@ -3,6 +3,7 @@
 
 mod api;
 mod ceiling;
+mod conformance;
 mod load;
 mod procfs;
 mod report;
@@ -137,6 +138,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         bind: SocketAddr,
     },
+    /// daehwa's socket.io transport with the handlers and settings the socket.io
+    /// protocol's test suite expects of a server.
+    SioConformance {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+    },
     /// Turns a results file into BENCHMARKS.md's tables and SVG charts. Records
     /// marked `"superseded_by"` (replaced by a later re-run) are left out.
     Report {
@@ -239,6 +246,7 @@ fn main() -> ExitCode {
             singles_seconds,
         } => scenarios::sled_raw(&dir, batches, batch, singles_seconds).map(|v| println!("{v}")),
         Command::Ceiling { bind } => return ceiling::main(bind),
+        Command::SioConformance { bind } => return conformance::main(bind),
         Command::Report {
             results,
             markdown,
