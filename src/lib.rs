@@ -24,7 +24,8 @@
 //! - [`error`]: the domain error type.
 //!
 //! Arrows go one way: `server` (wiring) imports everything and nothing imports it;
-//! `http`/`ws` → `reply`, `shutdown`, `chat` → `store`; `ws` → `session` → `chat`;
+//! `http`/`ws`/`socketio` → `reply`, `shutdown`, `chat` → `store`;
+//! `ws`/`socketio` → `session` → `chat`; `socketio` → `ws::upgrade` (a WebSocket);
 //! `chat` → `events` → `session`;
 //! `admin` → `chat`. `http` and `ws` do not import each other. The domain, the store
 //! and the bus never import warp.

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 echo "== cargo test"
 cargo test
 
+echo "== socket.io protocol tests against daehwa-bench sio-conformance"
+cargo test -p daehwa-bench --test sio_protocol
+
 echo "== web client: unit tests of its pure modules (node --test)"
 node --test tests/web/
 
@@ -17,3 +20,9 @@ if [ ! -d tests/browser/node_modules ]; then
 fi
 # One test file at a time: each starts its own server and browser.
 (cd tests/browser && node --test --test-concurrency=1 .)
+
+echo "== socket.io end to end with the real socket.io-client (node --test)"
+if [ ! -d tests/socketio/node_modules ]; then
+  (cd tests/socketio && npm ci --no-audit --no-fund)
+fi
+(cd tests/socketio && node --test)
