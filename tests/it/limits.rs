@@ -349,9 +349,13 @@ async fn a_client_that_sends_but_never_reads_is_closed() {
         }
         last = now;
     }
-    // The room overflows the sleeper's queue of 8: the bus asks for the close.
-    for n in 0..20 {
+    // The room overflows the sleeper's queue of 8 (once its writes block, if they
+    // did not yet): the bus asks for the close.
+    for n in 0..2000 {
         alice.say(room, &format!("flood {n}")).await;
+        if n % 20 == 19 && open_connections(&server).await == 0 {
+            break;
+        }
     }
     until_open_connections(&server, 0).await;
     sending.abort();
