@@ -9,7 +9,7 @@
 //! - the time to send a request's headers, and to stay idle between requests
 //!   (`server.header_read_timeout`, hyper's timer);
 //! - the time shutdown waits for requests in progress (`server.shutdown_grace`);
-//! - accept errors (out of file descriptors): a back-off, one warning per streak.
+//! - accept errors (out of file descriptors): a back-off, one warning per 10 s.
 //!
 //! HTTP/2 is not served: without TLS it would only reach clients that speak
 //! cleartext HTTP/2 on purpose (h2c), and the WebSocket upgrade needs HTTP/1.1. A
@@ -36,7 +36,8 @@ use crate::proxy::PeerAddr;
 /// The first pause after an accept error; it doubles up to [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// At most one warning about refused connections per this long.
+/// At most one warning about refused connections, or about accept errors, per this
+/// long.
 const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Answers one request. Built once from the routes; called for every request.
@@ -159,6 +160,9 @@ pub async fn serve(
 #[derive(Default)]
 struct Backoff {
     next: Option<Duration>,
+    /// At most one warning per [`REFUSAL_WARNING_INTERVAL`]: a shortage that comes
+    /// and goes as connections close would otherwise warn on every recovery.
+    last_warning: Option<Instant>,
 }
 
 impl Backoff {
@@ -176,16 +180,16 @@ impl Backoff {
             tracing::debug!(%error, "a connection went away before it was accepted");
             return;
         }
-        let pause = match self.next {
-            None => {
-                tracing::warn!(%error, "cannot accept connections; backing off until it recovers");
-                ACCEPT_BACKOFF_MIN
-            }
-            Some(pause) => {
-                tracing::debug!(%error, "accept still failing");
-                pause
-            }
-        };
+        if self
+            .last_warning
+            .is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_INTERVAL)
+        {
+            self.last_warning = Some(Instant::now());
+            tracing::warn!(%error, "cannot accept connections; backing off until it recovers");
+        } else {
+            tracing::debug!(%error, "accept still failing");
+        }
+        let pause = self.next.unwrap_or(ACCEPT_BACKOFF_MIN);
         self.next = Some((pause * 2).min(ACCEPT_BACKOFF_MAX));
         tokio::time::sleep(pause).await;
     }

@@ -149,6 +149,15 @@ pub struct LimitsConfig {
     /// Keys (addresses, names, users, rooms) each rate limiter remembers at most;
     /// when full of keys still in use, new attempts are refused.
     pub rate_limit_keys: usize,
+    /// Password hashes (argon2id, 19 MiB each) computed at once for logins.
+    pub concurrent_login_hashes: usize,
+    /// Password hashes computed at once for everything else: registrations,
+    /// password changes, room passwords. A separate queue, so logins never wait
+    /// behind them.
+    pub concurrent_other_hashes: usize,
+    /// History pages' worth of messages one page request reads at most while it
+    /// skips the messages of senders the caller blocks.
+    pub history_scan_pages: u32,
 }
 
 impl Default for LimitsConfig {
@@ -171,6 +180,9 @@ impl Default for LimitsConfig {
             room_password_attempts_per_minute: 10,
             rooms_per_hour: 100,
             rate_limit_keys: 50_000,
+            concurrent_login_hashes: 2,
+            concurrent_other_hashes: 1,
+            history_scan_pages: 10,
         }
     }
 }
@@ -339,6 +351,15 @@ impl Config {
             if value == 0 {
                 return invalid(key, "must be at least 1");
             }
+        }
+        if self.limits.concurrent_login_hashes == 0 {
+            return invalid("limits.concurrent_login_hashes", "must be at least 1");
+        }
+        if self.limits.concurrent_other_hashes == 0 {
+            return invalid("limits.concurrent_other_hashes", "must be at least 1");
+        }
+        if self.limits.history_scan_pages == 0 {
+            return invalid("limits.history_scan_pages", "must be at least 1");
         }
         if self.limits.rate_limit_keys < 100 {
             return invalid("limits.rate_limit_keys", "must be at least 100");

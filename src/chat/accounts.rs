@@ -133,7 +133,7 @@ impl Chat {
         if self.accounts().by_lookalike.contains_key(&key) {
             return Err(taken());
         }
-        let password_hash = password::hash(password, Pool::Other).await?;
+        let password_hash = self.hashing.hash(password, Pool::Other).await?;
         let record = UserRecord {
             username: username.clone(),
             password_hash,
@@ -217,12 +217,14 @@ impl Chat {
         let Some((user_id, stored, disabled)) = found else {
             let decoy = self
                 .decoy_hash
-                .get_or_try_init(|| password::hash(password::new_token(), Pool::Login))
+                .get_or_try_init(|| self.hashing.hash(password::new_token(), Pool::Login))
                 .await?;
-            password::verify(password, decoy.clone(), Pool::Login).await?;
+            self.hashing
+                .verify(password, decoy.clone(), Pool::Login)
+                .await?;
             return Err(Error::BadCredentials);
         };
-        let right = password::verify(password, stored, Pool::Login).await?;
+        let right = self.hashing.verify(password, stored, Pool::Login).await?;
         // A disabled account answers the same whether the password was right.
         if disabled {
             return Err(Error::forbidden(

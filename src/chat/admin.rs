@@ -79,7 +79,10 @@ impl Chat {
     pub async fn reset_password(&self, username: &str, new_password: String) -> Result<()> {
         let user = self.user_id_by_name(username)?;
         check_password(&new_password, "invalid_password")?;
-        let hash = password::hash(new_password, password::Pool::Other).await?;
+        let hash = self
+            .hashing
+            .hash(new_password, password::Pool::Other)
+            .await?;
         self.update_user(user, |record| record.password_hash = hash)?;
         self.revoke_tokens(user)?;
         Ok(())

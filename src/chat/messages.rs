@@ -366,7 +366,7 @@ impl Chat {
     /// Up to `count` messages of a room before `before`, oldest first. Members only.
     ///
     /// Messages of senders the caller blocks are left out, and older ones read to
-    /// fill the page, but at most [`HISTORY_SCAN_PAGES`] pages' worth are read for
+    /// fill the page, but at most `limits.history_scan_pages` pages' worth are read for
     /// one page: a page may then come back short. The scan runs on a blocking
     /// thread, never on the runtime's.
     pub async fn history(
@@ -398,6 +398,7 @@ impl Chat {
         };
         let store = self.store.clone();
         let include_buffer = self.include_buffer();
+        let scan_pages = self.settings.history_scan_pages as usize;
         let page = tokio::task::spawn_blocking(move || {
             history_page(
                 &store,
@@ -406,6 +407,7 @@ impl Chat {
                 count as usize,
                 &blocked,
                 include_buffer,
+                scan_pages,
             )
         })
         .await
@@ -444,10 +446,6 @@ impl Chat {
     }
 }
 
-/// Pages' worth of messages one history request reads at most while it skips the
-/// messages of blocked senders.
-pub const HISTORY_SCAN_PAGES: usize = 10;
-
 /// Reads one history page, leaving out `blocked` senders (see [`Chat::history`]).
 fn history_page(
     store: &crate::store::Store,
@@ -456,6 +454,7 @@ fn history_page(
     count: usize,
     blocked: &std::collections::HashSet<UserId>,
     include_buffer: bool,
+    scan_pages: usize,
 ) -> crate::store::StoreResult<Vec<Arc<Message>>> {
     let mut page = store.history(room_id, before, count, include_buffer)?;
     if blocked.is_empty() {
@@ -465,7 +464,7 @@ fn history_page(
     let mut exhausted = page.len() < count;
     let mut oldest = page.first().map_or(before, |m| m.msg_id);
     page.retain(|m| !blocked.contains(&m.sender_id));
-    while page.len() < count && !exhausted && scanned < count * HISTORY_SCAN_PAGES {
+    while page.len() < count && !exhausted && scanned < count * scan_pages {
         let older = store.history(room_id, oldest, count, include_buffer)?;
         scanned += older.len();
         exhausted = older.len() < count;

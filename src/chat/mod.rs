@@ -54,6 +54,9 @@ pub struct Settings {
     pub room_password_attempts_per_minute: u32,
     pub rooms_per_hour: u32,
     pub rate_limit_keys: usize,
+    pub concurrent_login_hashes: usize,
+    pub concurrent_other_hashes: usize,
+    pub history_scan_pages: u32,
 }
 
 impl Settings {
@@ -75,6 +78,9 @@ impl Settings {
             room_password_attempts_per_minute: limits.room_password_attempts_per_minute,
             rooms_per_hour: limits.rooms_per_hour,
             rate_limit_keys: limits.rate_limit_keys,
+            concurrent_login_hashes: limits.concurrent_login_hashes,
+            concurrent_other_hashes: limits.concurrent_other_hashes,
+            history_scan_pages: limits.history_scan_pages,
         }
     }
 }
@@ -104,6 +110,7 @@ pub struct Chat {
     /// newer one and move a marker back on disk.
     read_saving: tokio::sync::Mutex<()>,
     limits: Limits,
+    hashing: password::Hashing,
 }
 
 /// The rate limits of the domain. Keys that a client chooses (an address, a name)
@@ -443,6 +450,10 @@ impl Chat {
             unsaved_read_rooms: Mutex::new(unsaved_read_rooms),
             read_saving: tokio::sync::Mutex::new(()),
             limits: Limits::new(&settings),
+            hashing: password::Hashing::new(
+                settings.concurrent_login_hashes,
+                settings.concurrent_other_hashes,
+            ),
             settings,
         })
     }

@@ -441,7 +441,11 @@ impl Chat {
         let new_hash = match &changes.password {
             Some(Some(password)) if !password.is_empty() => {
                 check_password(password, "invalid_password")?;
-                Some(password::hash(password.clone(), password::Pool::Other).await?)
+                Some(
+                    self.hashing
+                        .hash(password.clone(), password::Pool::Other)
+                        .await?,
+                )
             }
             _ => None,
         };

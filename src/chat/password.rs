@@ -9,14 +9,6 @@ use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
-/// Hashes running at once, for logins. Each argon2id hash takes 19 MiB and tens of
-/// milliseconds of CPU: unbounded, a burst of registrations or logins would start a
-/// blocking thread per request, each keeping its 19 MiB in the allocator's arena.
-static LOGINS: Semaphore = Semaphore::const_new(2);
-/// Hashes running at once for everything else (registrations, password changes,
-/// room passwords): a flood of those queues here, never in front of a login.
-static OTHERS: Semaphore = Semaphore::const_new(1);
-
 /// Which queue a hash waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pool {
@@ -26,54 +18,75 @@ pub enum Pool {
     Other,
 }
 
-/// Runs an argon2 computation on a blocking thread, at most the pool's permits at
-/// once.
-async fn hashing<T: Send + 'static>(
-    pool: Pool,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let semaphore = match pool {
-        Pool::Login => &LOGINS,
-        Pool::Other => &OTHERS,
-    };
-    let _permit = semaphore.acquire().await.map_err(|_| Error::Internal)?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| Error::Internal)?
+/// Password hashing off the async threads, with a bound on how many hashes run at
+/// once. Each argon2id hash takes 19 MiB and tens of milliseconds of CPU: unbounded,
+/// a burst of registrations or logins would start a blocking thread per request,
+/// each keeping its 19 MiB in the allocator's arena. Logins have their own queue
+/// (`limits.concurrent_login_hashes`), so that a flood of registrations, password
+/// changes or room passwords (`limits.concurrent_other_hashes`) never delays one.
+pub struct Hashing {
+    logins: Semaphore,
+    others: Semaphore,
 }
 
-/// Hashes a password with argon2id (the crate's default parameters).
-pub async fn hash(password: String, pool: Pool) -> Result<String> {
-    hashing(pool, move || {
-        let mut salt = [0u8; 16];
-        rand::rng().fill_bytes(&mut salt);
-        let salt = SaltString::encode_b64(&salt).map_err(|e| {
-            tracing::error!(error = %e, "salt encoding failed");
-            Error::Internal
-        })?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| {
-                tracing::error!(error = %e, "password hashing failed");
+impl Hashing {
+    pub fn new(logins: usize, others: usize) -> Self {
+        Self {
+            logins: Semaphore::new(logins.max(1)),
+            others: Semaphore::new(others.max(1)),
+        }
+    }
+
+    /// Runs an argon2 computation on a blocking thread, at most the pool's permits
+    /// at once.
+    async fn run<T: Send + 'static>(
+        &self,
+        pool: Pool,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let semaphore = match pool {
+            Pool::Login => &self.logins,
+            Pool::Other => &self.others,
+        };
+        let _permit = semaphore.acquire().await.map_err(|_| Error::Internal)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| Error::Internal)?
+    }
+
+    /// Hashes a password with argon2id (the crate's default parameters).
+    pub async fn hash(&self, password: String, pool: Pool) -> Result<String> {
+        self.run(pool, move || {
+            let mut salt = [0u8; 16];
+            rand::rng().fill_bytes(&mut salt);
+            let salt = SaltString::encode_b64(&salt).map_err(|e| {
+                tracing::error!(error = %e, "salt encoding failed");
                 Error::Internal
-            })
-    })
-    .await
-}
+            })?;
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| {
+                    tracing::error!(error = %e, "password hashing failed");
+                    Error::Internal
+                })
+        })
+        .await
+    }
 
-/// Checks a password against a stored hash.
-pub async fn verify(password: String, stored: String, pool: Pool) -> Result<bool> {
-    hashing(pool, move || {
-        let parsed = PasswordHash::new(&stored).map_err(|e| {
-            tracing::error!(error = %e, "a stored password hash does not parse");
-            Error::Internal
-        })?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
+    /// Checks a password against a stored hash.
+    pub async fn verify(&self, password: String, stored: String, pool: Pool) -> Result<bool> {
+        self.run(pool, move || {
+            let parsed = PasswordHash::new(&stored).map_err(|e| {
+                tracing::error!(error = %e, "a stored password hash does not parse");
+                Error::Internal
+            })?;
+            Ok(Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok())
+        })
+        .await
+    }
 }
 
 /// A new bearer token: 256 random bits as 64 hex digits.

@@ -147,7 +147,7 @@ impl Chat {
         let password_hash = match (chat_type, password) {
             (ChatType::Protected, Some(password)) => {
                 check_password(&password, "invalid_password")?;
-                Some(password::hash(password, password::Pool::Other).await?)
+                Some(self.hashing.hash(password, password::Pool::Other).await?)
             }
             (ChatType::Protected, None) => {
                 return Err(Error::bad_request(
@@ -379,7 +379,10 @@ impl Chat {
             let given = password.unwrap_or_default();
             if given.is_empty()
                 || given.len() > super::accounts::PASSWORD_MAX_BYTES
-                || !password::verify(given, stored, password::Pool::Other).await?
+                || !self
+                    .hashing
+                    .verify(given, stored, password::Pool::Other)
+                    .await?
             {
                 return Err(Error::forbidden("wrong_password", "wrong room password"));
             }
