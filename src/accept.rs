@@ -19,6 +19,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -26,7 +27,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use warp::reply::Response;
@@ -53,11 +56,54 @@ pub struct ConnectionLimits {
     pub shutdown_grace: Duration,
 }
 
-/// A connection's place among `server.max_connections`, in every request's
-/// extensions: a WebSocket session keeps it for as long as it lives, since its
-/// connection outlives the HTTP exchange that upgraded it.
-#[derive(Debug, Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+/// A connection holding its place among `server.max_connections`: the place is
+/// given back when the socket is dropped. An upgraded connection (a WebSocket, on
+/// `/ws` or `/socket.io/`) carries the socket, and so its place, into its session:
+/// no gateway needs to know about the limit.
+struct Counted {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
 
 /// Serves connections from `listener` until `stop` resolves; then closes the
 /// listener, lets requests in progress finish for at most `shutdown_grace`, and
@@ -110,11 +156,13 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let slot = ConnectionSlot(Arc::new(permit));
+        let stream = Counted {
+            stream,
+            _slot: permit,
+        };
         let handler = Arc::clone(&handler);
         let service = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(PeerAddr(peer));
-            request.extensions_mut().insert(slot.clone());
             let reply = handler(request);
             async move { Ok::<_, Infallible>(reply.await) }
         });

@@ -134,6 +134,7 @@ const ROUTES: &[&str] = &[
     "/readyz",
     "/metrics",
     "/ws",
+    "/socket.io",
     "/api/admin/backup",
     "/api/auth/register",
     "/api/auth/login",

@@ -18,7 +18,6 @@ use warp::http::{header, HeaderMap, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::accept::ConnectionSlot;
 use crate::chat::Chat;
 use crate::error::Error;
 use crate::reply::{api_error_reply, error_reply};
@@ -70,13 +69,9 @@ pub fn route(gateway: Gateway) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::header::headers_cloned())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<OnUpgrade>())
-        .and(warp::ext::optional::<ConnectionSlot>())
         .map(
-            move |headers: HeaderMap,
-                  query: String,
-                  on_upgrade: Option<OnUpgrade>,
-                  slot: Option<ConnectionSlot>| {
-                upgrade(&gateway, &headers, &query, on_upgrade, slot)
+            move |headers: HeaderMap, query: String, on_upgrade: Option<OnUpgrade>| {
+                upgrade(&gateway, &headers, &query, on_upgrade)
             },
         )
 }
@@ -86,7 +81,6 @@ fn upgrade(
     headers: &HeaderMap,
     query: &str,
     on_upgrade: Option<OnUpgrade>,
-    slot: Option<ConnectionSlot>,
 ) -> Response {
     let accepted = match upgrade::accept(headers, on_upgrade) {
         Ok(accepted) => accepted,
@@ -132,8 +126,6 @@ fn upgrade(
     let (reply, socket) = accepted.into_parts(gateway.config);
     let gateway = gateway.clone();
     tokio::spawn(async move {
-        // The connection counts against server.max_connections while it lives.
-        let _slot = slot;
         if let Some(socket) = socket.await {
             let session = Session::open(gateway.chat, caller, subscription, resume);
             connection::run(socket, session, gateway.shutdown).await;

@@ -596,6 +596,39 @@ async fn half_open_requests_time_out_and_do_not_crowd_out_others() {
     assert!(reply.contains("body_timeout"), "{reply}");
 }
 
+/// The connection limit counts WebSockets too: an upgraded connection keeps its
+/// place until it closes.
+#[tokio::test]
+async fn websockets_count_against_the_connection_limit() {
+    // Alice's HTTP client keeps its connection (of the registration) open: 1 + 3.
+    let (server, _tmp) = server_with("[server]\nmax_connections = 4\n").await;
+    let alice = server.register("alice").await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(alice.connect().await.0);
+    }
+    // Full: a new connection is closed before it gets an answer.
+    let refused = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .send()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    drop(sockets.pop());
+    let mut answered = false;
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::Client::new()
+            .get(server.url("/healthz"))
+            .send()
+            .await
+        {
+            answered = response.status() == StatusCode::OK;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(answered, "a closed WebSocket gives its place back");
+}
+
 #[tokio::test]
 async fn shutdown_does_not_wait_on_half_open_requests() {
     let (mut server, _tmp) = server_with(
