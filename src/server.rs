@@ -79,11 +79,8 @@ pub async fn run(
         socketio_config(&config),
         control.handle(),
     );
-    let routes = ws::route(gateway)
-        .or(socketio::route(socket_io))
-        .unify()
-        .or(http::routes(Arc::clone(&chat), &config))
-        .unify()
+    let gateways = ws::route(gateway).or(socketio::route(socket_io)).unify();
+    let routes = http::app(Arc::clone(&chat), &config, gateways)
         .recover(http::recover)
         .with(http::request_log(Arc::clone(chat.metrics())));
     let service = warp::service(routes);

@@ -14,6 +14,10 @@ cargo test -p daehwa-bench --test sio_protocol
 echo "== web client: unit tests of its pure modules (node --test)"
 node --test tests/web/
 
+echo "== API contract: openapi-spec-validator and Schemathesis against a fresh server"
+python=$(bash tests/contract/venv.sh)
+"$python" tests/contract/run.py --bin target/debug/daehwa
+
 echo "== web client: end to end in headless Chromium (tests/browser, playwright-core)"
 if [ ! -d tests/browser/node_modules ]; then
   (cd tests/browser && npm ci --no-audit --no-fund)

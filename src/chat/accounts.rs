@@ -19,8 +19,9 @@ pub const USERNAME_MAX_CHARS: usize = 32;
 pub const PASSWORD_MIN_CHARS: usize = 8;
 /// argon2 takes any length; a bound keeps a request from buying seconds of CPU.
 pub const PASSWORD_MAX_BYTES: usize = 1024;
-/// The longest text the user directory searches for.
-pub const USER_QUERY_MAX_BYTES: usize = 64;
+/// The longest text the user directory searches for, in characters (as JSON
+/// Schema's `maxLength` counts, in the API document).
+pub const USER_QUERY_MAX_CHARS: usize = 64;
 /// Users listed by the directory when the request does not say.
 pub const USER_LIST_DEFAULT: usize = 20;
 /// The most users the directory lists at once.
@@ -296,10 +297,10 @@ impl Chat {
     /// sorted by name, at most `limit` ([`USER_LIST_DEFAULT`] when `None`). An empty
     /// query lists the first names.
     pub fn find_users(&self, query: &str, limit: Option<usize>) -> Result<Vec<UserView>> {
-        if query.len() > USER_QUERY_MAX_BYTES {
+        if query.chars().count() > USER_QUERY_MAX_CHARS {
             return Err(Error::bad_request(
                 "invalid_query",
-                format!("q is at most {USER_QUERY_MAX_BYTES} bytes"),
+                format!("q is at most {USER_QUERY_MAX_CHARS} characters"),
             ));
         }
         let limit = limit.unwrap_or(USER_LIST_DEFAULT);

@@ -7,22 +7,21 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use super::{error_reply, with_chat};
+use super::{bearer_token, error_reply, with_chat};
 use crate::chat::Chat;
 use crate::error::Error;
 
-pub fn routes(
+/// GET /api/admin/backup → 200 application/octet-stream: a consistent snapshot
+/// (see `daehwa backup`).
+pub(super) fn backup(
     chat: Arc<Chat>,
-    token: String,
+    token: Arc<str>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let token: Arc<str> = token.into();
-    // GET /api/admin/backup → 200 application/octet-stream: a consistent snapshot
-    // (see `daehwa backup`).
     warp::path!("api" / "admin" / "backup")
         .and(warp::get())
-        .and(warp::header::optional::<String>("authorization"))
+        .and(bearer_token())
         .and(with_chat(chat))
-        .and_then(move |authorization: Option<String>, chat: Arc<Chat>| {
+        .and_then(move |given: Option<String>, chat: Arc<Chat>| {
             let token = Arc::clone(&token);
             async move {
                 if token.is_empty() {
@@ -32,10 +31,7 @@ pub fn routes(
                         "the admin endpoints are off: set admin.token in the config",
                     ));
                 }
-                let given = authorization
-                    .as_deref()
-                    .and_then(|h| h.strip_prefix("Bearer "));
-                if !given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), token.as_bytes())) {
+                if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
                     return Err(Error::Unauthorized.into());
                 }
                 let backup = chat.backup().await?;

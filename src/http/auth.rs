@@ -21,24 +21,8 @@ struct Credentials {
     password: String,
 }
 
-pub fn routes(
-    chat: Arc<Chat>,
-    limit: BodyLimits,
-    proxies: Arc<TrustedProxies>,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    register(chat.clone(), limit, proxies.clone())
-        .or(login(chat.clone(), limit, proxies))
-        .unify()
-        .or(logout(chat.clone()))
-        .unify()
-        .or(me(chat.clone()))
-        .unify()
-        .or(directory(chat))
-        .unify()
-}
-
 /// POST /api/auth/register {username, password} → 201 {userId, username, token}
-fn register(
+pub(super) fn register(
     chat: Arc<Chat>,
     limit: BodyLimits,
     proxies: Arc<TrustedProxies>,
@@ -58,7 +42,7 @@ fn register(
 }
 
 /// POST /api/auth/login {username, password} → 200 {userId, username, token}
-fn login(
+pub(super) fn login(
     chat: Arc<Chat>,
     limit: BodyLimits,
     proxies: Arc<TrustedProxies>,
@@ -78,7 +62,9 @@ fn login(
 }
 
 /// POST /api/auth/logout → 204; the token stops working and its sockets close.
-fn logout(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub(super) fn logout(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "auth" / "logout")
         .and(warp::post())
         .and(with_chat(chat.clone()))
@@ -90,7 +76,7 @@ fn logout(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejecti
 }
 
 /// GET /api/users/me → {userId, username}
-fn me(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub(super) fn me(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "users" / "me")
         .and(warp::get())
         .and(with_chat(chat.clone()))
@@ -108,7 +94,9 @@ struct DirectoryQuery {
 
 /// GET /api/users?q=TEXT&limit=N → [{userId, username}]: users whose name contains
 /// `q` (any case), by name, at most `limit` (default 20, at most 100).
-fn directory(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub(super) fn directory(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "users")
         .and(warp::get())
         .and(with_chat(chat.clone()))

@@ -5,9 +5,13 @@
 mod admin;
 mod auth;
 mod moderation;
+pub mod openapi;
 mod ops;
 mod rooms;
+pub mod routes;
 pub mod web;
+
+pub use routes::app;
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -18,14 +22,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Buf, Filter, Rejection, Reply};
 
 use crate::chat::{Caller, Chat};
-use crate::config::Config;
 use crate::error::Error;
-use crate::metrics::{route_of, Metrics};
+use crate::metrics::Metrics;
 use crate::proxy::{PeerAddr, TrustedProxies};
 use crate::reply::{api_error_reply, error_reply};
 
@@ -82,45 +85,12 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     Ok(reply)
 }
 
-/// All REST endpoints, the operator's (health, readiness, metrics, backup), and the
-/// web client's files.
-pub fn routes(
-    chat: Arc<Chat>,
-    config: &Config,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let limit = config.limits.max_body_bytes;
-    // Validated with the rest of the config; a bad entry cannot reach here.
-    let proxies =
-        Arc::new(TrustedProxies::parse(&config.server.trusted_proxies).unwrap_or_default());
-    let body_timeout = config.server.body_read_timeout;
-    let limit = BodyLimits {
-        bytes: limit,
-        timeout: body_timeout,
-    };
-    ops::routes(chat.clone(), config.storage.flush_interval)
-        .or(admin::routes(chat.clone(), config.admin.token.clone()))
-        .unify()
-        .or(auth::routes(chat.clone(), limit, proxies))
-        .unify()
-        .or(rooms::routes(chat.clone(), limit))
-        .unify()
-        .or(moderation::routes(chat, limit))
-        .unify()
-        .or(web::routes())
-        .unify()
-}
-
-/// One log line and one count per request: method, route (ids hidden), status,
-/// latency.
+/// One log line and one count per request: method, route (the endpoint's template,
+/// see [`routes::route_label`]), status, latency.
 pub fn request_log(metrics: Arc<Metrics>) -> warp::log::Log<impl Fn(warp::log::Info<'_>) + Clone> {
     warp::log::custom(move |info| {
         let status = info.status().as_u16();
-        // Never the path itself: unknown paths share one label, and the log line;
-        // the web client's files share another.
-        let route = match web::route_label(info.path()) {
-            Some(label) if matches!(*info.method(), Method::GET | Method::HEAD) => label.to_owned(),
-            _ => route_of(info.method().as_str(), info.path()),
-        };
+        let route = routes::route_label(info.method(), info.path());
         tracing::info!(
             target: "daehwa::http",
             route = %route,
@@ -146,6 +116,18 @@ fn raw_header(
         .map(Some)
         .or(warp::any().map(|| None))
         .unify()
+}
+
+/// The token of `Authorization: Bearer <token>`, if the header says so (one that
+/// is not text is no token).
+fn bearer_token() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    raw_header("authorization").map(|header: Option<HeaderValue>| {
+        header
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|token| token.trim().to_owned())
+    })
 }
 
 /// The caller, from `Authorization: Bearer <token>`; 401 otherwise (a header that

@@ -52,50 +52,86 @@ where
         )
 }
 
-pub fn routes(
+/// POST /api/chatrooms/{roomId}/kick/{userId} → 204
+pub(super) fn kick(
     chat: Arc<Chat>,
-    limit: BodyLimits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let authed = with_chat(chat.clone()).and(caller(chat.clone()));
+    targeted(chat, "kick", warp::post(), Chat::kick)
+}
 
-    // POST /api/chatrooms/{roomId}/kick/{userId} → 204
-    let kick = targeted(chat.clone(), "kick", warp::post(), Chat::kick);
-    // DELETE /api/chatrooms/{roomId}/ban/{userId} → 204
-    let unban = targeted(chat.clone(), "ban", warp::delete(), Chat::unban);
-    // DELETE /api/chatrooms/{roomId}/mute/{userId} → 204
-    let unmute = targeted(chat.clone(), "mute", warp::delete(), Chat::unmute);
-    // PUT /api/chatrooms/{roomId}/admins/{userId} → 204; DELETE → 204
-    let set_admin = targeted(
-        chat.clone(),
-        "admins",
-        warp::put(),
-        |chat, caller, room, user| chat.set_admin(caller, room, user, true),
-    );
-    let unset_admin = targeted(
-        chat.clone(),
+/// DELETE /api/chatrooms/{roomId}/ban/{userId} → 204
+pub(super) fn unban(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    targeted(chat, "ban", warp::delete(), Chat::unban)
+}
+
+/// DELETE /api/chatrooms/{roomId}/mute/{userId} → 204
+pub(super) fn unmute(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    targeted(chat, "mute", warp::delete(), Chat::unmute)
+}
+
+/// PUT /api/chatrooms/{roomId}/admins/{userId} → 204
+pub(super) fn add_admin(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    targeted(chat, "admins", warp::put(), |chat, caller, room, user| {
+        chat.set_admin(caller, room, user, true)
+    })
+}
+
+/// DELETE /api/chatrooms/{roomId}/admins/{userId} → 204
+pub(super) fn remove_admin(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    targeted(
+        chat,
         "admins",
         warp::delete(),
         |chat, caller, room, user| chat.set_admin(caller, room, user, false),
-    );
-    // PUT /api/chatrooms/{roomId}/owner/{userId} → 204
-    let owner = targeted(chat.clone(), "owner", warp::put(), Chat::transfer_ownership);
-    // POST /api/chatrooms/{roomId}/invite/{userId} → 204
-    let invite = targeted(chat.clone(), "invite", warp::post(), Chat::invite);
+    )
+}
 
-    // DELETE /api/chatrooms/{roomId}/invite → 204: the invited user declines.
-    let decline = warp::path!("api" / "chatrooms" / String / "invite")
+/// PUT /api/chatrooms/{roomId}/owner/{userId} → 204
+pub(super) fn transfer_ownership(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    targeted(chat, "owner", warp::put(), Chat::transfer_ownership)
+}
+
+/// POST /api/chatrooms/{roomId}/invite/{userId} → 204
+pub(super) fn invite(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    targeted(chat, "invite", warp::post(), Chat::invite)
+}
+
+/// DELETE /api/chatrooms/{roomId}/invite → 204: the invited user declines.
+pub(super) fn decline_invite(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "chatrooms" / String / "invite")
         .and(warp::delete())
-        .and(authed.clone())
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
         .and_then(|room: String, chat: Arc<Chat>, caller: Caller| async move {
             let room = parse_id(&room, "roomId")?;
             chat.decline_invite(caller, room)?;
             Ok::<_, Rejection>(no_content())
-        });
+        })
+}
 
-    // POST /api/chatrooms/{roomId}/ban/{userId} {minutes?} → 204 (no minutes: for ever)
-    let ban = room_user_path("ban")
+/// POST /api/chatrooms/{roomId}/ban/{userId} {minutes?} → 204 (no minutes: for ever)
+pub(super) fn ban(
+    chat: Arc<Chat>,
+    limit: BodyLimits,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    room_user_path("ban")
         .and(warp::post())
-        .and(authed.clone())
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
         .and(body(limit))
         .and_then(
             |room: String, user: String, chat: Arc<Chat>, caller: Caller, body: Bytes| async move {
@@ -108,11 +144,18 @@ pub fn routes(
                 chat.ban(caller, room, user, b.minutes)?;
                 Ok::<_, Rejection>(no_content())
             },
-        );
-    // POST /api/chatrooms/{roomId}/mute/{userId} {minutes} → 204
-    let mute = room_user_path("mute")
+        )
+}
+
+/// POST /api/chatrooms/{roomId}/mute/{userId} {minutes} → 204
+pub(super) fn mute(
+    chat: Arc<Chat>,
+    limit: BodyLimits,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    room_user_path("mute")
         .and(warp::post())
-        .and(authed.clone())
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
         .and(body(limit))
         .and_then(
             |room: String, user: String, chat: Arc<Chat>, caller: Caller, body: Bytes| async move {
@@ -124,11 +167,18 @@ pub fn routes(
                 chat.mute(caller, room, user, minutes)?;
                 Ok::<_, Rejection>(no_content())
             },
-        );
-    // PATCH /api/chatrooms/{roomId} {chatName?, chatType?, password?} → 200 the room
-    let settings = warp::path!("api" / "chatrooms" / String)
+        )
+}
+
+/// PATCH /api/chatrooms/{roomId} {chatName?, chatType?, password?} → 200 the room
+pub(super) fn settings(
+    chat: Arc<Chat>,
+    limit: BodyLimits,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "chatrooms" / String)
         .and(warp::patch())
-        .and(authed.clone())
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
         .and(body(limit))
         .and_then(
             |room: String, chat: Arc<Chat>, caller: Caller, body: Bytes| async move {
@@ -142,69 +192,69 @@ pub fn routes(
                 let view = chat.update_room(caller, room, changes).await?;
                 Ok::<_, Rejection>(json_reply(StatusCode::OK, &view))
             },
-        );
-    // GET /api/chatrooms/{roomId}/members → {members, bans?}
-    let members = warp::path!("api" / "chatrooms" / String / "members")
+        )
+}
+
+/// GET /api/chatrooms/{roomId}/members → {members, bans?}
+pub(super) fn members(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "chatrooms" / String / "members")
         .and(warp::get())
-        .and(authed.clone())
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
         .and_then(|room: String, chat: Arc<Chat>, caller: Caller| async move {
             let room = parse_id(&room, "roomId")?;
             Ok::<_, Rejection>(json_reply(StatusCode::OK, &chat.members(caller, room)?))
-        });
-    // PUT /api/users/blocks/{userId} → 204; DELETE → 204
-    let block = warp::path!("api" / "users" / "blocks" / String)
-        .and(
-            warp::put()
-                .map(|| true)
-                .or(warp::delete().map(|| false))
-                .unify(),
-        )
-        .and(authed.clone())
+        })
+}
+
+/// `METHOD /api/users/blocks/{userId}` → 204, doing `act` on the user.
+fn on_blocked_user<M>(
+    chat: Arc<Chat>,
+    method: M,
+    act: fn(&Chat, Caller, u64) -> Result<(), Error>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
+where
+    M: Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
+{
+    warp::path!("api" / "users" / "blocks" / String)
+        .and(method)
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
         .and_then(
-            |user: String, blocking: bool, chat: Arc<Chat>, caller: Caller| async move {
-                let user = parse_id(&user, "userId")?;
-                if blocking {
-                    chat.block(caller, user)?;
-                } else {
-                    chat.unblock(caller, user)?;
-                }
+            move |user: String, chat: Arc<Chat>, caller: Caller| async move {
+                act(&chat, caller, parse_id(&user, "userId")?)?;
                 Ok::<_, Rejection>(no_content())
             },
-        );
-    // GET /api/users/blocks → [{userId, username}]
-    let blocks = warp::path!("api" / "users" / "blocks")
+        )
+}
+
+/// PUT /api/users/blocks/{userId} → 204
+pub(super) fn block(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    on_blocked_user(chat, warp::put(), Chat::block)
+}
+
+/// DELETE /api/users/blocks/{userId} → 204
+pub(super) fn unblock(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    on_blocked_user(chat, warp::delete(), Chat::unblock)
+}
+
+/// GET /api/users/blocks → [{userId, username}]
+pub(super) fn blocks(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "users" / "blocks")
         .and(warp::get())
-        .and(authed)
+        .and(with_chat(chat.clone()))
+        .and(caller(chat))
         .map(|chat: Arc<Chat>, caller: Caller| {
             json_reply(StatusCode::OK, &chat.blocked_users(caller))
-        });
-
-    kick.or(ban)
-        .unify()
-        .or(unban)
-        .unify()
-        .or(mute)
-        .unify()
-        .or(unmute)
-        .unify()
-        .or(set_admin)
-        .unify()
-        .or(unset_admin)
-        .unify()
-        .or(owner)
-        .unify()
-        .or(invite)
-        .unify()
-        .or(decline)
-        .unify()
-        .or(settings)
-        .unify()
-        .or(members)
-        .unify()
-        .or(block)
-        .unify()
-        .or(blocks)
-        .unify()
+        })
 }
 
 fn ids(room: &str, user: &str) -> Result<(u64, u64), Error> {

@@ -12,19 +12,22 @@ use warp::{Filter, Rejection, Reply};
 use super::{json_reply, with_chat};
 use crate::chat::Chat;
 
-pub fn routes(
+/// GET /healthz → 200 while the process serves requests.
+pub(super) fn healthz() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("healthz")
+        .and(warp::get())
+        .map(|| json_reply(StatusCode::OK, &json!({"status": "ok"})))
+}
+
+/// GET /readyz → 200, or 503 with the reasons: store unreadable, flush job silent,
+/// flushes failing.
+pub(super) fn readyz(
     chat: Arc<Chat>,
     flush_interval: Duration,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    // GET /healthz → 200 while the process serves requests.
-    let healthz = warp::path!("healthz")
+    warp::path!("readyz")
         .and(warp::get())
-        .map(|| json_reply(StatusCode::OK, &json!({"status": "ok"})));
-    // GET /readyz → 200, or 503 with the reasons: store unreadable, flush job silent,
-    // flushes failing.
-    let readyz = warp::path!("readyz")
-        .and(warp::get())
-        .and(with_chat(chat.clone()))
+        .and(with_chat(chat))
         .map(
             move |chat: Arc<Chat>| match chat.readiness(flush_interval) {
                 Ok(()) => json_reply(StatusCode::OK, &json!({"status": "ready"})),
@@ -33,9 +36,14 @@ pub fn routes(
                     &json!({"status": "not ready", "problems": problems}),
                 ),
             },
-        );
-    // GET /metrics → OpenMetrics text.
-    let metrics = warp::path!("metrics")
+        )
+}
+
+/// GET /metrics → OpenMetrics text.
+pub(super) fn metrics(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("metrics")
         .and(warp::get())
         .and(with_chat(chat))
         .map(|chat: Arc<Chat>| {
@@ -48,6 +56,5 @@ pub fn routes(
                 ),
             );
             reply
-        });
-    healthz.or(readyz).unify().or(metrics).unify()
+        })
 }

@@ -13,27 +13,6 @@ use crate::chat::view::ChatType;
 use crate::chat::{Before, Caller, Chat, NewRoom};
 use crate::error::Error;
 
-pub fn routes(
-    chat: Arc<Chat>,
-    limit: BodyLimits,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    create(chat.clone(), limit)
-        .or(list(chat.clone()))
-        .unify()
-        .or(mine(chat.clone()))
-        .unify()
-        .or(join(chat.clone(), limit))
-        .unify()
-        .or(leave(chat.clone()))
-        .unify()
-        .or(history(chat.clone()))
-        .unify()
-        .or(send(chat.clone(), limit))
-        .unify()
-        .or(mark_read(chat))
-        .unify()
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateBody {
@@ -47,7 +26,7 @@ struct CreateBody {
 
 /// POST /api/chatrooms/new {chatType, chatName, password, isDirected, targetUserId}
 /// → 201 {chatSeq, chatName, …}; 200 with the existing direct room of the pair.
-fn create(
+pub(super) fn create(
     chat: Arc<Chat>,
     limit: BodyLimits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -77,7 +56,9 @@ fn create(
 
 /// GET /api/chatrooms → the rooms the caller may see: public and protected ones, and
 /// every room the caller is in.
-fn list(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub(super) fn list(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "chatrooms")
         .and(warp::get())
         .and(with_chat(chat.clone()))
@@ -88,7 +69,9 @@ fn list(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection
 }
 
 /// GET /api/chatrooms/mine → the caller's rooms.
-fn mine(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub(super) fn mine(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "chatrooms" / "mine")
         .and(warp::get())
         .and(with_chat(chat.clone()))
@@ -106,7 +89,7 @@ struct JoinBody {
 }
 
 /// PUT /api/chatrooms/join/{roomId} {chatSeq?, password?} → 200 the room and members.
-fn join(
+pub(super) fn join(
     chat: Arc<Chat>,
     limit: BodyLimits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -137,7 +120,9 @@ fn join(
 }
 
 /// DELETE /api/chatrooms/leave/{roomId} → 204
-fn leave(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub(super) fn leave(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "chatrooms" / "leave" / String)
         .and(warp::delete())
         .and(with_chat(chat.clone()))
@@ -150,7 +135,9 @@ fn leave(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejectio
 
 /// GET /api/chatrooms/message/{roomId}/{msgID}/{count} → up to `count` messages
 /// older than `msgID` (`-1`: the newest), oldest first.
-fn history(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub(super) fn history(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "chatrooms" / "message" / String / String / String)
         .and(warp::get())
         .and(with_chat(chat.clone()))
@@ -179,7 +166,7 @@ struct SendBody {
 /// POST /api/chatrooms/{roomId}/messages {content, clientMsgId?} → 201 the message,
 /// which also reaches the room's sockets as a `chat` event; 200 with the original
 /// when `clientMsgId` was sent before.
-fn send(
+pub(super) fn send(
     chat: Arc<Chat>,
     limit: BodyLimits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -207,7 +194,9 @@ fn send(
 
 /// PUT /api/chatrooms/{roomId}/read/{msgId} → 204; moves the caller's read marker
 /// forward (never back; a `msgId` beyond the newest message marks the room read).
-fn mark_read(chat: Arc<Chat>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub(super) fn mark_read(
+    chat: Arc<Chat>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "chatrooms" / String / "read" / String)
         .and(warp::put())
         .and(with_chat(chat.clone()))

@@ -57,10 +57,11 @@ async fn search_by_name_sorted_and_bounded() {
             "invalid_limit",
         );
     }
-    let longest = "a".repeat(64);
+    // 64 characters, not bytes (as the API document's maxLength counts).
+    let longest = "가".repeat(64);
     assert!(find(&alice, &format!("?q={longest}")).await.is_empty());
     assert_error(
-        &alice.get(&format!("/api/users?q={longest}a")).await,
+        &alice.get(&format!("/api/users?q={longest}가")).await,
         StatusCode::BAD_REQUEST,
         "invalid_query",
     );

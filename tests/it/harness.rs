@@ -192,11 +192,30 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
         .ok()
 }
 
-/// Sends a request; the status and the JSON body (`Null` when empty).
-pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.expect("request");
+/// Sends a request and checks the response against the API contract
+/// (`docs/openapi.json`, see `contract`); the status, the headers and the body.
+pub async fn exchange(
+    request: reqwest::RequestBuilder,
+) -> (StatusCode, reqwest::header::HeaderMap, bytes::Bytes) {
+    let (client, request) = request.build_split();
+    let request = request.expect("a well-formed request");
+    let method = request.method().clone();
+    let path = request.url().path().to_owned();
+    let response = client.execute(request).await.expect("request");
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = response.bytes().await.expect("body");
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    crate::contract::check(&method, &path, status, content_type, &bytes);
+    (status, headers, bytes)
+}
+
+/// Sends a request, checked against the API contract; the status and the JSON body
+/// (`Null` when empty).
+pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let (status, _, bytes) = exchange(request).await;
     let body = if bytes.is_empty() {
         Value::Null
     } else {

@@ -1,5 +1,6 @@
 //! One integration test binary: every test starts the real server (see `harness`).
 
+mod contract;
 mod harness;
 
 mod abuse;
