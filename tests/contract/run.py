@@ -143,6 +143,8 @@ def main():
     parser.add_argument("--max-examples", type=int, default=25,
                         help="test cases per operation and phase (default 25)")
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--document", help="fuzz with this file instead of the served document "
+                        "(to try an edit of docs/openapi.json without rebuilding the server)")
     args = parser.parse_args()
     venv_bin = pathlib.Path(sys.executable).parent
 
@@ -170,9 +172,11 @@ def main():
                 "DAEHWA_TOKEN": token,
                 "DAEHWA_ADMIN_TOKEN": ADMIN_TOKEN,
             }
+            location = [str(pathlib.Path(args.document).resolve()), "--url", base] if args.document \
+                else [base + "/api/openapi.json"]
             fuzzed = subprocess.run(
                 [
-                    str(venv_bin / "schemathesis"), "run", base + "/api/openapi.json",
+                    str(venv_bin / "schemathesis"), "run", *location,
                     "--checks", CHECKS,
                     "--phases", "examples,coverage,fuzzing",
                     "--max-examples", str(args.max_examples),

@@ -123,7 +123,24 @@ async fn endpoints_need_a_valid_token() {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
         );
+        // A header that is not text is no token either (not a server error).
+        let garbled = reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").expect("value");
+        assert_error(
+            &send(http.get(server.url(path)).header("authorization", garbled)).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        );
     }
+    let garbled = reqwest::header::HeaderValue::from_bytes(b"Bearer \xff").expect("value");
+    assert_error(
+        &send(
+            http.get(server.url("/api/admin/backup"))
+                .header("authorization", garbled),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "admin_disabled",
+    );
     assert_error(
         &send(http.get(server.url("/nowhere"))).await,
         StatusCode::NOT_FOUND,
