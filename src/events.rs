@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::{mpsc, Notify};
 
-use crate::store::records::UserId;
+use crate::model::UserId;
 
 /// How a transport turns an event into its frame. Implemented by a type of the
 /// transport; the type is the key of the delivery's cache.
@@ -259,8 +259,8 @@ impl<E> Bus<E> {
 mod tests {
     use super::*;
 
-    fn subscribe<E>(bus: &Arc<Bus<E>>, user: UserId, token_hash: [u8; 32]) -> Subscription<E> {
-        bus.subscribe_within(user, token_hash, usize::MAX)
+    fn subscribe<E>(bus: &Arc<Bus<E>>, user: u64, token_hash: [u8; 32]) -> Subscription<E> {
+        bus.subscribe_within(UserId::new(user), token_hash, usize::MAX)
             .expect("no limit")
     }
 
@@ -270,7 +270,7 @@ mod tests {
         let mut slow = subscribe(&bus, 1, [0; 32]);
         let mut fast = subscribe(&bus, 2, [0; 32]);
         for n in 0..3 {
-            bus.publish([1, 2], n);
+            bus.publish([UserId::new(1), UserId::new(2)], n);
             let got = fast.rx.recv().await.expect("delivered");
             assert_eq!(got.event, n);
         }
@@ -286,7 +286,7 @@ mod tests {
         let bus: Arc<Bus<&'static str>> = Bus::new(4);
         let mut a = subscribe(&bus, 1, [0; 32]);
         let mut b = subscribe(&bus, 1, [1; 32]);
-        bus.publish([1], "hi");
+        bus.publish([UserId::new(1)], "hi");
         let (da, db) = (a.rx.recv().await.expect("a"), b.rx.recv().await.expect("b"));
         assert!(Arc::ptr_eq(&da, &db));
         let (fa, fb) = (da.encoded::<Quoted>(), db.encoded::<Quoted>());
@@ -326,14 +326,21 @@ mod tests {
     #[test]
     fn the_connection_limit_is_checked_where_it_is_counted() {
         let bus: Arc<Bus<u32>> = Bus::new(1);
-        let first = bus.subscribe_within(1, [0; 32], 2).expect("first");
-        let _second = bus.subscribe_within(1, [0; 32], 2).expect("second");
+        let first = bus
+            .subscribe_within(UserId::new(1), [0; 32], 2)
+            .expect("first");
+        let _second = bus
+            .subscribe_within(UserId::new(1), [0; 32], 2)
+            .expect("second");
         assert_eq!(
-            bus.subscribe_within(1, [0; 32], 2).err(),
+            bus.subscribe_within(UserId::new(1), [0; 32], 2).err(),
             Some(TooManyConnections)
         );
-        assert!(bus.subscribe_within(2, [0; 32], 2).is_ok(), "per user");
+        assert!(
+            bus.subscribe_within(UserId::new(2), [0; 32], 2).is_ok(),
+            "per user"
+        );
         drop(first);
-        assert!(bus.subscribe_within(1, [0; 32], 2).is_ok());
+        assert!(bus.subscribe_within(UserId::new(1), [0; 32], 2).is_ok());
     }
 }

@@ -21,6 +21,8 @@
 //! - [`jobs`]: scheduled work: the buffer flush (scheduler).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`proxy`]: who the client is: the TCP peer, or the address a trusted proxy forwards.
+//! - [`model`]: the domain's vocabulary (typed ids, times, users, rooms, messages),
+//!   shared by every layer; `store` converts it to its private records at its edge.
 //! - [`error`]: the domain error type.
 //!
 //! Arrows go one way: `server` (wiring) imports everything and nothing imports it;
@@ -39,6 +41,7 @@ pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod model;
 pub mod proxy;
 pub mod reply;
 pub mod server;

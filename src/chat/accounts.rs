@@ -13,7 +13,7 @@ use super::view::{SessionView, UserView};
 use super::{rate_limited, Account, Chat, Event};
 use crate::error::{Error, Result};
 use crate::events::{CloseReason, Subscription, TooManyConnections};
-use crate::store::records::{now_millis, TokenRecord, UserId, UserRecord};
+use crate::model::{now_millis, Token, User, UserId};
 
 pub const USERNAME_MAX_CHARS: usize = 32;
 pub const PASSWORD_MIN_CHARS: usize = 8;
@@ -135,7 +135,7 @@ impl Chat {
             return Err(taken());
         }
         let password_hash = self.hashing.hash(password, Pool::Other).await?;
-        let record = UserRecord {
+        let record = User {
             username: username.clone(),
             password_hash,
             created_at: now_millis(),
@@ -153,7 +153,7 @@ impl Chat {
             if !self.store.insert_user(id, &record)? {
                 return Err(taken());
             }
-            accounts.next_user_id += 1;
+            accounts.next_user_id = id.next();
             accounts.by_name.insert(username.to_lowercase(), id);
             accounts.by_lookalike.insert(key, id);
             accounts.users.insert(
@@ -167,7 +167,7 @@ impl Chat {
             );
             id
         };
-        tracing::info!(user_id, "user registered");
+        tracing::info!(%user_id, "user registered");
         self.issue_token(user_id)
     }
 
@@ -244,7 +244,7 @@ impl Chat {
         let hash = token_hash(&token);
         self.store.insert_token(
             &hash,
-            &TokenRecord {
+            &Token {
                 user_id,
                 created_at: now_millis(),
             },

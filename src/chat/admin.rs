@@ -7,7 +7,7 @@ use super::password;
 use super::view::timestamp;
 use super::Chat;
 use crate::error::{Error, Result};
-use crate::store::records::*;
+use crate::model::*;
 
 /// A user as `daehwa admin list-users` shows it.
 #[derive(Debug, Clone)]
@@ -59,10 +59,10 @@ impl Chat {
         Ok(hashes.len())
     }
 
-    fn update_user(&self, user: UserId, change: impl FnOnce(&mut UserRecord)) -> Result<()> {
+    fn update_user(&self, user: UserId, change: impl FnOnce(&mut User)) -> Result<()> {
         let mut accounts = self.accounts_mut();
         let account = accounts.users.get_mut(&user).ok_or(Error::UserNotFound)?;
-        let mut record = UserRecord {
+        let mut record = User {
             username: account.username.to_string(),
             password_hash: account.password_hash.clone(),
             created_at: account.created_at,

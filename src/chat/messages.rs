@@ -12,13 +12,13 @@ use super::view::{Event, MessageView};
 use super::{Caller, Chat, Directory, RoomEntry};
 use crate::config::Durability;
 use crate::error::{Error, Result};
-use crate::store::records::*;
+use crate::model::*;
 use crate::store::{Batch, FlushReport, Generation, StoreResult};
 
 /// A client's own id for a message, echoed back with it.
 pub const CLIENT_MSG_ID_MAX_BYTES: usize = 64;
 /// Ids reserved per room at a time; each reservation costs one sled flush.
-const MSG_ID_BLOCK: MsgId = 1000;
+const MSG_ID_BLOCK: u64 = 1000;
 /// How long a client id is remembered, for resends after a reconnect or a restart.
 pub const CLIENT_MSG_ID_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How long a `sync` send waits for its batch to reach the disk before it answers
@@ -193,11 +193,11 @@ impl Chat {
             }
         }
         if sequence.last >= sequence.reserved {
-            let upto = sequence.last + MSG_ID_BLOCK;
+            let upto = MsgId::new(sequence.last.get() + MSG_ID_BLOCK);
             self.store.reserve_msg_ids(room_id, upto)?;
             sequence.reserved = upto;
         }
-        sequence.last += 1;
+        sequence.last = sequence.last.next();
         let msg_id = sequence.last;
         // Sending marks the room read up to one's own message (in memory; saved
         // lazily with the other markers).
@@ -208,7 +208,7 @@ impl Chat {
             room_id,
             msg_id,
             sender_id: caller.user_id,
-            content,
+            content: content.into(),
             created_at,
             client_msg_id,
         });
@@ -433,8 +433,8 @@ impl Chat {
         if newest <= after {
             return Ok(Replay::Messages(Vec::new()));
         }
-        let missed = newest - after;
-        let max = (max as MsgId).min(MsgId::from(self.settings.replay_max));
+        let missed = newest.get() - after.get();
+        let max = (max as u64).min(u64::from(self.settings.replay_max));
         if missed > max {
             return Ok(Replay::TooFar { newest });
         }

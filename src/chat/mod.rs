@@ -26,7 +26,7 @@ use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::events::Bus;
 use crate::metrics::Metrics;
-use crate::store::records::*;
+use crate::model::*;
 use crate::store::{Store, StoreResult};
 pub use view::Event;
 
@@ -222,13 +222,13 @@ struct Directory {
 }
 
 struct RoomEntry {
-    record: RoomRecord,
-    members: BTreeMap<UserId, MemberRecord>,
+    record: Room,
+    members: BTreeMap<UserId, Member>,
     /// Bans, including expired ones the expiry job has not removed yet.
-    bans: HashMap<UserId, BanRecord>,
+    bans: HashMap<UserId, Ban>,
     /// Mutes, including expired ones the expiry job has not removed yet.
-    mutes: HashMap<UserId, MuteRecord>,
-    invites: HashMap<UserId, InviteRecord>,
+    mutes: HashMap<UserId, Mute>,
+    invites: HashMap<UserId, Invite>,
     /// Locked while a message is numbered, buffered and published, so that every
     /// member receives a room's messages in `msg_id` order.
     sequence: Mutex<Sequence>,
@@ -269,7 +269,7 @@ impl RoomEntry {
         self.sequence().last
     }
 
-    fn new(record: RoomRecord, sequence: Sequence) -> Self {
+    fn new(record: Room, sequence: Sequence) -> Self {
         Self {
             record,
             members: BTreeMap::new(),
@@ -308,14 +308,14 @@ impl RoomEntry {
     }
 
     /// The ban in force on `user` at `now`, if any.
-    fn ban_of(&self, user: UserId, now: Millis) -> Option<&BanRecord> {
+    fn ban_of(&self, user: UserId, now: Millis) -> Option<&Ban> {
         self.bans
             .get(&user)
             .filter(|b| b.until.is_none_or(|until| until > now))
     }
 
     /// The mute in force on `user` at `now`, if any.
-    fn mute_of(&self, user: UserId, now: Millis) -> Option<&MuteRecord> {
+    fn mute_of(&self, user: UserId, now: Millis) -> Option<&Mute> {
         self.mutes.get(&user).filter(|m| m.until > now)
     }
 }
@@ -339,7 +339,7 @@ impl Chat {
         metrics: Arc<Metrics>,
     ) -> StoreResult<Self> {
         let mut accounts = Accounts {
-            next_user_id: 1,
+            next_user_id: UserId::new(1),
             ..Accounts::default()
         };
         for (id, user) in store.load_users()? {
@@ -357,14 +357,14 @@ impl Chat {
                     disabled: user.disabled,
                 },
             );
-            accounts.next_user_id = accounts.next_user_id.max(id + 1);
+            accounts.next_user_id = accounts.next_user_id.max(id.next());
         }
         for (hash, token) in store.load_tokens()? {
             accounts.tokens.insert(hash, token.user_id);
         }
 
         let mut directory = Directory {
-            next_room_id: 1,
+            next_room_id: RoomId::new(1),
             ..Directory::default()
         };
         let reservations: HashMap<RoomId, MsgId> = store.load_reservations()?.into_iter().collect();
@@ -376,12 +376,16 @@ impl Chat {
             );
         }
         for (id, record) in store.load_rooms()? {
-            directory.next_room_id = directory.next_room_id.max(id + 1);
+            directory.next_room_id = directory.next_room_id.max(id.next());
             if let (Some(pair), false) = (record.direct, record.closed) {
                 directory.direct.insert(pair, id);
             }
             let (stored, last_at) = store.last_message(id)?;
-            let reserved = reservations.get(&id).copied().unwrap_or(0).max(stored);
+            let reserved = reservations
+                .get(&id)
+                .copied()
+                .unwrap_or(MsgId::ZERO)
+                .max(stored);
             // After a crash, ids between the last stored message and the reservation
             // may have been acknowledged and lost: none of them is handed out again.
             let last = if clean { stored } else { reserved };

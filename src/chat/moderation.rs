@@ -14,7 +14,7 @@ use super::view::{
 };
 use super::{Caller, Chat, Directory, RoomEntry};
 use crate::error::{Error, Result};
-use crate::store::records::*;
+use crate::model::*;
 
 /// The longest timed ban or mute: ten years. Longer is "for ever" (a ban without
 /// `minutes`).
@@ -138,7 +138,7 @@ impl Chat {
             Action::Ban,
             Some(target),
         )?;
-        let ban = BanRecord {
+        let ban = Ban {
             until,
             by: caller.user_id,
             at: now_millis(),
@@ -226,7 +226,7 @@ impl Chat {
                 "that user is not a member of this room",
             ));
         }
-        let mute = MuteRecord {
+        let mute = Mute {
             until,
             by: caller.user_id,
             at: now_millis(),
@@ -379,7 +379,7 @@ impl Chat {
         let Some(entry) = directory.rooms.get_mut(&room_id) else {
             return Err(Error::RoomNotFound);
         };
-        let invite = InviteRecord {
+        let invite = Invite {
             by: caller.user_id,
             at: now_millis(),
         };
@@ -566,7 +566,7 @@ impl Chat {
         self.user(target)?;
         let mut directory = self.directory_mut();
         self.store
-            .put_block(caller.user_id, target, &BlockRecord { at: now_millis() })?;
+            .put_block(caller.user_id, target, &Block { at: now_millis() })?;
         directory
             .blocks
             .entry(caller.user_id)

@@ -5,7 +5,7 @@
 //! moderate no one. Room settings, admin roles and ownership belong to the owner.
 
 use crate::error::{Error, Result};
-use crate::store::records::Role;
+use crate::model::Role;
 
 /// A moderation or administration action on a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

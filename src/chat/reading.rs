@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use super::view::{Event, ReadEvent, ReadState};
 use super::{Caller, Chat, Directory, RoomEntry, Sequence};
 use crate::error::Result;
-use crate::store::records::{MsgId, RoomId, UserId};
+use crate::model::{MsgId, RoomId, UserId};
 use crate::store::StoreResult;
 
 /// Gives every member of every room its stored marker, at most the room's newest
@@ -54,7 +54,7 @@ impl Sequence {
         match self.read.get(&viewer) {
             Some(&marker) => ReadState {
                 last_read_msg_id: marker,
-                unread_count: self.last.saturating_sub(marker),
+                unread_count: self.last.get().saturating_sub(marker.get()),
             },
             None => ReadState::default(),
         }

@@ -10,7 +10,7 @@ use super::view::{
 };
 use super::{rate_limited, Caller, Chat, Directory, RoomEntry, Sequence};
 use crate::error::{Error, Result};
-use crate::store::records::*;
+use crate::model::*;
 
 pub const ROOM_NAME_MAX_CHARS: usize = 64;
 
@@ -169,7 +169,7 @@ impl Chat {
                 "targetUserId is only for direct rooms (isDirected: true)",
             ));
         }
-        let record = RoomRecord {
+        let record = Room {
             name,
             room_type: chat_type.into(),
             password_hash,
@@ -186,7 +186,7 @@ impl Chat {
         } else {
             self.bus.publish_all(Event::NewRoom(view.clone()));
         }
-        tracing::info!(room_id = id, user_id = caller.user_id, "room created");
+        tracing::info!(room_id = %id, user_id = %caller.user_id, "room created");
         Ok((self.caller_view(&directory, id, caller, view), true))
     }
 
@@ -235,7 +235,7 @@ impl Chat {
             .take(&caller.user_id)
             .map_err(|refusal| too_many_rooms(self, refusal))?;
         let name = format!("{}, {}", self.username(caller.user_id), target_name);
-        let record = RoomRecord {
+        let record = Room {
             name,
             room_type: RoomType::Private,
             password_hash: None,
@@ -249,8 +249,8 @@ impl Chat {
         self.bus
             .publish([caller.user_id, target], Event::NewRoom(view.clone()));
         tracing::info!(
-            room_id = id,
-            user_id = caller.user_id,
+            room_id = %id,
+            user_id = %caller.user_id,
             "direct room created"
         );
         Ok((self.caller_view(&directory, id, caller, view), true))
@@ -274,20 +274,20 @@ impl Chat {
     fn insert_room(
         &self,
         directory: &mut Directory,
-        record: RoomRecord,
+        record: Room,
         members: &[UserId],
     ) -> Result<(RoomId, RoomView)> {
         let id = directory.next_room_id;
         self.store.put_room(id, &record)?;
         let mut entry = RoomEntry::new(record, Sequence::default());
         for (i, &user) in members.iter().enumerate() {
-            let member = MemberRecord::new(if i == 0 { Role::Owner } else { Role::Member });
+            let member = Member::new(if i == 0 { Role::Owner } else { Role::Member });
             self.store.put_member(id, user, &member)?;
             entry.members.insert(user, member);
             directory.user_rooms.entry(user).or_default().insert(id);
             self.start_reading(id, &entry, user);
         }
-        directory.next_room_id += 1;
+        directory.next_room_id = id.next();
         let view = self.room_view(id, &entry);
         directory.rooms.insert(id, entry);
         Ok((id, view))
@@ -398,7 +398,7 @@ impl Chat {
         if entry.invites.contains_key(&caller.user_id) {
             self.store.remove_invite(room_id, caller.user_id)?;
         }
-        let member = MemberRecord::new(Role::Member);
+        let member = Member::new(Role::Member);
         self.store.put_member(room_id, caller.user_id, &member)?;
         directory
             .user_rooms
@@ -522,7 +522,7 @@ impl Chat {
             if let Some(pair) = entry.record.direct {
                 directory.direct.remove(&pair);
             }
-            tracing::info!(room_id, "room closed: its last member left");
+            tracing::info!(%room_id, "room closed: its last member left");
             return Ok(());
         }
         if was_owner {

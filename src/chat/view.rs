@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
-use crate::store::records::{Message, Millis, MsgId, Role, RoomId, RoomType, UserId};
+use crate::model::{Message, Millis, MsgId, Role, RoomId, RoomType, UserId};
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T01:22:12.345Z`.
 pub fn timestamp(millis: Millis) -> String {
@@ -87,7 +87,7 @@ pub struct ReadState {
     /// The newest `msgId` the user has read (0: none; also for non-members).
     pub last_read_msg_id: MsgId,
     /// `lastMsgId − lastReadMsgId` (0 for non-members).
-    pub unread_count: MsgId,
+    pub unread_count: u64,
 }
 
 /// A user's read marker moved: sent to all of their connections.

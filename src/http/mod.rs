@@ -239,12 +239,12 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
         .map_err(|e| Error::bad_request("invalid_json", format!("invalid JSON body: {e}")))
 }
 
-/// Parses a positive id from a path segment.
-fn parse_id(segment: &str, what: &str) -> Result<u64, Error> {
+/// Parses a positive id (a `RoomId`, a `MsgId`, …) from a path segment.
+fn parse_id<T: std::str::FromStr + Ord + Default>(segment: &str, what: &str) -> Result<T, Error> {
     segment
-        .parse::<u64>()
+        .parse::<T>()
         .ok()
-        .filter(|id| *id > 0)
+        .filter(|id| *id > T::default())
         .ok_or_else(|| {
             Error::bad_request("invalid_id", format!("{what} must be a positive integer"))
         })

@@ -13,6 +13,7 @@ use super::{body, caller, json_reply, no_content, parse_id, parse_json, with_cha
 use crate::chat::view::ChatType;
 use crate::chat::{Caller, Chat, RoomChanges};
 use crate::error::Error;
+use crate::model::{RoomId, UserId};
 
 /// `/api/chatrooms/{roomId}/{name}/{userId}`, the ids still as text.
 fn room_user_path(
@@ -27,7 +28,7 @@ fn room_user_path(
 }
 
 /// What a body-less action on a user in a room does.
-type Act = fn(&Chat, Caller, u64, u64) -> Result<(), Error>;
+type Act = fn(&Chat, Caller, RoomId, UserId) -> Result<(), Error>;
 
 /// `METHOD /api/chatrooms/{roomId}/{name}/{userId}` without a body → 204.
 fn targeted<M>(
@@ -213,7 +214,7 @@ pub(super) fn members(
 fn on_blocked_user<M>(
     chat: Arc<Chat>,
     method: M,
-    act: fn(&Chat, Caller, u64) -> Result<(), Error>,
+    act: fn(&Chat, Caller, UserId) -> Result<(), Error>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
 where
     M: Filter<Extract = (), Error = Rejection> + Clone + Send + Sync + 'static,
@@ -257,7 +258,7 @@ pub(super) fn blocks(
         })
 }
 
-fn ids(room: &str, user: &str) -> Result<(u64, u64), Error> {
+fn ids(room: &str, user: &str) -> Result<(RoomId, UserId), Error> {
     Ok((parse_id(room, "roomId")?, parse_id(user, "userId")?))
 }
 

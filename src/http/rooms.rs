@@ -12,6 +12,7 @@ use super::{body, caller, json_reply, no_content, parse_id, parse_json, with_cha
 use crate::chat::view::ChatType;
 use crate::chat::{Before, Caller, Chat, NewRoom};
 use crate::error::Error;
+use crate::model::{RoomId, UserId};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -21,7 +22,7 @@ struct CreateBody {
     password: Option<String>,
     #[serde(default)]
     is_directed: bool,
-    target_user_id: Option<u64>,
+    target_user_id: Option<UserId>,
 }
 
 /// POST /api/chatrooms/new {chatType, chatName, password, isDirected, targetUserId}
@@ -84,7 +85,7 @@ pub(super) fn mine(
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct JoinBody {
-    chat_seq: Option<u64>,
+    chat_seq: Option<RoomId>,
     password: Option<String>,
 }
 

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::chat::view::ErrorEvent;
-use crate::store::records::RoomId;
+use crate::model::RoomId;
 
 /// What a client asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,7 +85,7 @@ mod tests {
         assert_eq!(
             command.ok(),
             Some(Command::Chat {
-                room_id: 3,
+                room_id: crate::model::RoomId::new(3),
                 content: "hi".into(),
                 client_msg_id: Some("a1".into())
             })

@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use crate::chat::view::{ErrorEvent, Event, MessageView, ResyncEvent};
 use crate::chat::{Caller, Chat, Replay, Sent};
 use crate::events::{CloseReason, Control, Delivery, Subscription};
-use crate::store::records::{MsgId, RoomId};
+use crate::model::{MsgId, RoomId};
 pub use command::{decode_command, Command};
 pub use resume::parse_resume;
 
@@ -102,7 +102,7 @@ impl Session {
         let mut outbox = VecDeque::new();
         outbox.push_back(event(Event::Rooms(chat.my_rooms(caller.user_id))));
         let replay_budget = chat.settings().replay_total_max as usize;
-        tracing::debug!(user_id = caller.user_id, "session opened");
+        tracing::debug!(user_id = %caller.user_id, "session opened");
         let control = Arc::clone(&subscription.control);
         Self {
             chat,
@@ -300,7 +300,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        tracing::debug!(user_id = self.caller.user_id, "session closed");
+        tracing::debug!(user_id = %self.caller.user_id, "session closed");
     }
 }
 

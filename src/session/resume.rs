@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::chat::{Caller, Chat};
 use crate::error::Error;
-use crate::store::records::{MsgId, RoomId};
+use crate::model::{MsgId, RoomId};
 
 /// Pairs a resume may name beyond the user's rooms: rooms the client has not yet
 /// learnt it left (a kick while it was away), each answered with an `error` event.

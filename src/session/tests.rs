@@ -120,7 +120,7 @@ async fn rooms_first_then_live_events() {
     let first = drain(&mut session);
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].0, "rooms");
-    assert_eq!(first[0].1[0]["chatSeq"], room);
+    assert_eq!(first[0].1[0]["chatSeq"], room.get());
 
     session.command(chat(room, "hi", None), None);
     assert!(
@@ -168,7 +168,7 @@ async fn resume_pairs_are_deduplicated_and_capped() {
     let room = w.room(alice, "general").await;
     assert_eq!(
         parse_resume(&w.chat, alice, &format!("{room}:5,{room}:3,{room}:9,")).expect("valid"),
-        [(room, 3)]
+        [(room, MsgId::new(3))]
     );
     assert_eq!(parse_resume(&w.chat, alice, "").expect("valid"), []);
     for bad in ["3", "3:x", "a:1", "3:-1", "1:2:3"] {
@@ -194,7 +194,7 @@ async fn resume_pairs_are_deduplicated_and_capped() {
     let repeated = vec![format!("{room}:0"); 15_000].join(",");
     assert_eq!(
         parse_resume(&w.chat, alice, &repeated).expect("valid"),
-        [(room, 0)]
+        [(room, MsgId::ZERO)]
     );
 }
 
@@ -216,7 +216,7 @@ async fn the_replay_is_bounded_in_all() {
     // Four of the first room fit in five; the second's four do not: resync.
     assert_eq!(msg_ids(&seen), [1, 2, 3, 4]);
     let resync = &seen.last().expect("resync").1;
-    assert_eq!(resync["chatSeq"], second);
+    assert_eq!(resync["chatSeq"], second.get());
     assert_eq!(resync["lastMsgId"], 4);
 }
 
@@ -263,13 +263,13 @@ async fn refusals_are_error_events_or_acknowledgements() {
     let mut session = w.session(alice, "");
     drain(&mut session);
 
-    session.command(chat(4242, "lost", None), None);
+    session.command(chat(RoomId::new(4242), "lost", None), None);
     let events = drain(&mut session);
     assert_eq!(events[0].0, "error");
     assert_eq!(events[0].1["error"], "room_not_found");
     assert_eq!(events[0].1["ref"]["chatSeq"], 4242);
 
-    session.command(chat(4242, "lost", None), Some(7));
+    session.command(chat(RoomId::new(4242), "lost", None), Some(7));
     let events = drain(&mut session);
     assert_eq!(events[0].0, "ack 7");
     assert_eq!(events[0].1["error"], "room_not_found");

@@ -202,6 +202,7 @@ fn read_backup(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{MsgId, RoomId, UserId};
 
     /// Opens a database that this process just closed. sled's flusher thread may
     /// still hold the directory's lock for a moment after the last handle is
@@ -234,10 +235,10 @@ mod tests {
         // Read markers are a tree of their own, saved lazily: a backup has them too.
         store
             .write_read_markers(&[
-                (1, 2, Some(7)),
-                (1, 3, Some(9)),
-                (1, 3, None),
-                (4, 2, Some(1)),
+                (RoomId::new(1), UserId::new(2), Some(MsgId::new(7))),
+                (RoomId::new(1), UserId::new(3), Some(MsgId::new(9))),
+                (RoomId::new(1), UserId::new(3), None),
+                (RoomId::new(4), UserId::new(2), Some(MsgId::new(1))),
             ])
             .expect("markers");
         let mut file = Vec::new();
@@ -256,7 +257,10 @@ mod tests {
         assert!(restored.clean_start());
         assert_eq!(
             restored.load_read_markers().expect("markers"),
-            vec![(1, 2, 7), (4, 2, 1)]
+            vec![
+                (RoomId::new(1), UserId::new(2), MsgId::new(7)),
+                (RoomId::new(4), UserId::new(2), MsgId::new(1))
+            ]
         );
         assert_eq!(
             restored

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
-use super::records::{Message, MsgId, RoomId};
 use super::{StoreError, StoreResult};
+use crate::model::{Message, MsgId, RoomId};
 
 /// Messages of several rooms, each room's in `msg_id` order.
 #[derive(Default)]
@@ -242,19 +242,19 @@ impl WriteBehind {
 mod tests {
     use super::*;
 
-    fn message(room_id: RoomId, msg_id: MsgId) -> Arc<Message> {
+    fn message(room_id: u64, msg_id: u64) -> Arc<Message> {
         Arc::new(Message {
-            room_id,
-            msg_id,
-            sender_id: 1,
-            content: format!("m{msg_id}"),
+            room_id: RoomId::new(room_id),
+            msg_id: MsgId::new(msg_id),
+            sender_id: crate::model::UserId::new(1),
+            content: format!("m{msg_id}").into(),
             created_at: 0,
             client_msg_id: None,
         })
     }
 
-    fn ids(messages: &[Arc<Message>]) -> Vec<MsgId> {
-        messages.iter().map(|m| m.msg_id).collect()
+    fn ids(messages: &[Arc<Message>]) -> Vec<u64> {
+        messages.iter().map(|m| m.msg_id.get()).collect()
     }
 
     #[tokio::test]
@@ -275,21 +275,24 @@ mod tests {
         buffer.push(message(1, 9));
         assert_eq!(buffer.len(), 6);
 
-        let (page, disk_before) = buffer.newest_before(1, MsgId::MAX, 10);
+        let (page, disk_before) = buffer.newest_before(RoomId::new(1), MsgId::MAX, 10);
         assert_eq!(ids(&page), [5, 6, 7, 8, 9]);
-        assert_eq!(disk_before, 5);
-        let (page, _) = buffer.newest_before(1, 9, 2);
+        assert_eq!(disk_before, MsgId::new(5));
+        let (page, _) = buffer.newest_before(RoomId::new(1), MsgId::new(9), 2);
         assert_eq!(ids(&page), [7, 8]);
-        let (page, disk_before) = buffer.newest_before(1, 4, 2);
+        let (page, disk_before) = buffer.newest_before(RoomId::new(1), MsgId::new(4), 2);
         assert!(page.is_empty());
-        assert_eq!(disk_before, 4);
+        assert_eq!(disk_before, MsgId::new(4));
 
         // The retry writes the failed batch first, then the newer one.
         let mut written = Vec::new();
         for generation in 1..=2 {
             let report = buffer.flush(|_| Ok(())).await.expect("flush");
             let batch = report.batch.expect("a batch");
-            let mut ids: Vec<_> = batch.iter().map(|m| (m.room_id, m.msg_id)).collect();
+            let mut ids: Vec<_> = batch
+                .iter()
+                .map(|m| (m.room_id.get(), m.msg_id.get()))
+                .collect();
             ids.sort();
             written.push(ids);
             // Waiting for a durable generation returns at once.

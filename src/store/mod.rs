@@ -7,7 +7,7 @@
 
 mod backup;
 mod buffer;
-pub mod records;
+mod records;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use crate::model::*;
 pub use backup::BackupStats;
 use buffer::WriteBehind;
 pub use buffer::{Batch, FlushReport, Generation};
@@ -67,7 +68,7 @@ struct Inner {
     roomid_room: sled::Tree,
     /// room id ++ user id → [`MemberRecord`].
     roomid_userid_member: sled::Tree,
-    /// room id ++ msg id → [`Message`].
+    /// room id ++ msg id → [`MessageRecord`].
     roomid_msgid_message: sled::Tree,
     /// room id → the highest `msg_id` that may have been handed out. Made durable
     /// before any id above it is used, so a crash never leads to an id used twice.
@@ -129,18 +130,26 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
     Ok(bincode::deserialize(bytes)?)
 }
 
-/// Reads every record of a tree keyed by one id.
-fn load_all<T: DeserializeOwned>(tree: &sled::Tree) -> StoreResult<Vec<(u64, T)>> {
+/// Reads every record `R` of a tree keyed by one id, as domain values `T`.
+fn load_all<R, T>(tree: &sled::Tree) -> StoreResult<Vec<(u64, T)>>
+where
+    R: DeserializeOwned,
+    T: From<R>,
+{
     tree.iter()
         .map(|entry| {
             let (k, v) = entry?;
-            Ok((id_of(&k)?, decode(&v)?))
+            Ok((id_of(&k)?, T::from(decode::<R>(&v)?)))
         })
         .collect()
 }
 
-/// Reads every record of a tree keyed by two ids.
-fn load_pairs<T: DeserializeOwned>(tree: &sled::Tree) -> StoreResult<Vec<(u64, u64, T)>> {
+/// Reads every record `R` of a tree keyed by two ids, as domain values `T`.
+fn load_pairs<R, T>(tree: &sled::Tree) -> StoreResult<Vec<(u64, u64, T)>>
+where
+    R: DeserializeOwned,
+    T: From<R>,
+{
     tree.iter()
         .map(|entry| {
             let (k, v) = entry?;
@@ -150,8 +159,16 @@ fn load_pairs<T: DeserializeOwned>(tree: &sled::Tree) -> StoreResult<Vec<(u64, u
                     k.len()
                 )));
             }
-            Ok((id_of(&k[..8])?, id_of(&k[8..])?, decode(&v)?))
+            Ok((id_of(&k[..8])?, id_of(&k[8..])?, T::from(decode::<R>(&v)?)))
         })
+        .collect()
+}
+
+/// Pairs of (room, user) ids, typed.
+fn room_user<T>(pairs: Vec<(u64, u64, T)>) -> Vec<(RoomId, UserId, T)> {
+    pairs
+        .into_iter()
+        .map(|(room, user, value)| (RoomId::new(room), UserId::new(user), value))
         .collect()
 }
 
@@ -252,22 +269,26 @@ impl Store {
 
     // ----- users and tokens -----
 
-    pub fn load_users(&self) -> StoreResult<Vec<(UserId, UserRecord)>> {
-        load_all(&self.inner.userid_user)
+    pub fn load_users(&self) -> StoreResult<Vec<(UserId, User)>> {
+        Ok(load_all::<UserRecord, User>(&self.inner.userid_user)?
+            .into_iter()
+            .map(|(id, user)| (UserId::new(id), user))
+            .collect())
     }
 
     /// Inserts a new user and its name in one transaction. Returns `false` (and writes
     /// nothing) when the name is taken.
-    pub fn insert_user(&self, id: UserId, user: &UserRecord) -> StoreResult<bool> {
+    pub fn insert_user(&self, id: UserId, user: &User) -> StoreResult<bool> {
         let name_key = user.username.to_lowercase();
-        let value = encode(user)?;
+        let value = encode(&UserRecord::from(user))?;
+        let id = key(id.get());
         let outcome =
             (&self.inner.userid_user, &self.inner.username_userid).transaction(|(users, names)| {
                 if names.get(name_key.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(()));
                 }
-                names.insert(name_key.as_bytes(), &key(id))?;
-                users.insert(&key(id), value.as_slice())?;
+                names.insert(name_key.as_bytes(), &id)?;
+                users.insert(&id, value.as_slice())?;
                 Ok(())
             });
         match outcome {
@@ -277,12 +298,14 @@ impl Store {
         }
     }
 
-    pub fn put_user(&self, id: UserId, user: &UserRecord) -> StoreResult<()> {
-        self.inner.userid_user.insert(key(id), encode(user)?)?;
+    pub fn put_user(&self, id: UserId, user: &User) -> StoreResult<()> {
+        self.inner
+            .userid_user
+            .insert(key(id.get()), encode(&UserRecord::from(user))?)?;
         Ok(())
     }
 
-    pub fn load_tokens(&self) -> StoreResult<Vec<([u8; 32], TokenRecord)>> {
+    pub fn load_tokens(&self) -> StoreResult<Vec<([u8; 32], Token)>> {
         self.inner
             .tokenhash_token
             .iter()
@@ -291,13 +314,15 @@ impl Store {
                 let hash: [u8; 32] = k.as_ref().try_into().map_err(|_| {
                     StoreError::NotOurs(format!("a token key of {} bytes", k.len()))
                 })?;
-                Ok((hash, decode(&v)?))
+                Ok((hash, Token::from(decode::<TokenRecord>(&v)?)))
             })
             .collect()
     }
 
-    pub fn insert_token(&self, hash: &[u8; 32], token: &TokenRecord) -> StoreResult<()> {
-        self.inner.tokenhash_token.insert(hash, encode(token)?)?;
+    pub fn insert_token(&self, hash: &[u8; 32], token: &Token) -> StoreResult<()> {
+        self.inner
+            .tokenhash_token
+            .insert(hash, encode(&TokenRecord::from(token))?)?;
         Ok(())
     }
 
@@ -308,80 +333,124 @@ impl Store {
 
     // ----- rooms and memberships -----
 
-    pub fn load_rooms(&self) -> StoreResult<Vec<(RoomId, RoomRecord)>> {
-        load_all(&self.inner.roomid_room)
+    pub fn load_rooms(&self) -> StoreResult<Vec<(RoomId, Room)>> {
+        Ok(load_all::<RoomRecord, Room>(&self.inner.roomid_room)?
+            .into_iter()
+            .map(|(id, room)| (RoomId::new(id), room))
+            .collect())
     }
 
-    pub fn put_room(&self, id: RoomId, room: &RoomRecord) -> StoreResult<()> {
-        self.inner.roomid_room.insert(key(id), encode(room)?)?;
+    pub fn put_room(&self, id: RoomId, room: &Room) -> StoreResult<()> {
+        self.inner
+            .roomid_room
+            .insert(key(id.get()), encode(&RoomRecord::from(room))?)?;
         Ok(())
     }
 
-    pub fn load_members(&self) -> StoreResult<Vec<(RoomId, UserId, MemberRecord)>> {
-        load_pairs(&self.inner.roomid_userid_member)
+    pub fn load_members(&self) -> StoreResult<Vec<(RoomId, UserId, Member)>> {
+        Ok(room_user(load_pairs::<MemberRecord, Member>(
+            &self.inner.roomid_userid_member,
+        )?))
     }
 
-    pub fn put_member(&self, room: RoomId, user: UserId, member: &MemberRecord) -> StoreResult<()> {
-        put_pair(&self.inner.roomid_userid_member, room, user, member)
+    pub fn put_member(&self, room: RoomId, user: UserId, member: &Member) -> StoreResult<()> {
+        put_pair(
+            &self.inner.roomid_userid_member,
+            room.get(),
+            user.get(),
+            &MemberRecord::from(member),
+        )
     }
 
     pub fn remove_member(&self, room: RoomId, user: UserId) -> StoreResult<()> {
-        remove_pair(&self.inner.roomid_userid_member, room, user)
+        remove_pair(&self.inner.roomid_userid_member, room.get(), user.get())
     }
 
     // ----- moderation: bans, mutes, invitations, blocks -----
 
-    pub fn load_bans(&self) -> StoreResult<Vec<(RoomId, UserId, BanRecord)>> {
-        load_pairs(&self.inner.roomid_userid_ban)
+    pub fn load_bans(&self) -> StoreResult<Vec<(RoomId, UserId, Ban)>> {
+        Ok(room_user(load_pairs::<BanRecord, Ban>(
+            &self.inner.roomid_userid_ban,
+        )?))
     }
 
-    pub fn put_ban(&self, room: RoomId, user: UserId, ban: &BanRecord) -> StoreResult<()> {
-        put_pair(&self.inner.roomid_userid_ban, room, user, ban)
+    pub fn put_ban(&self, room: RoomId, user: UserId, ban: &Ban) -> StoreResult<()> {
+        put_pair(
+            &self.inner.roomid_userid_ban,
+            room.get(),
+            user.get(),
+            &BanRecord::from(ban),
+        )
     }
 
     pub fn remove_ban(&self, room: RoomId, user: UserId) -> StoreResult<()> {
-        remove_pair(&self.inner.roomid_userid_ban, room, user)
+        remove_pair(&self.inner.roomid_userid_ban, room.get(), user.get())
     }
 
-    pub fn load_mutes(&self) -> StoreResult<Vec<(RoomId, UserId, MuteRecord)>> {
-        load_pairs(&self.inner.roomid_userid_mute)
+    pub fn load_mutes(&self) -> StoreResult<Vec<(RoomId, UserId, Mute)>> {
+        Ok(room_user(load_pairs::<MuteRecord, Mute>(
+            &self.inner.roomid_userid_mute,
+        )?))
     }
 
-    pub fn put_mute(&self, room: RoomId, user: UserId, mute: &MuteRecord) -> StoreResult<()> {
-        put_pair(&self.inner.roomid_userid_mute, room, user, mute)
+    pub fn put_mute(&self, room: RoomId, user: UserId, mute: &Mute) -> StoreResult<()> {
+        put_pair(
+            &self.inner.roomid_userid_mute,
+            room.get(),
+            user.get(),
+            &MuteRecord::from(mute),
+        )
     }
 
     pub fn remove_mute(&self, room: RoomId, user: UserId) -> StoreResult<()> {
-        remove_pair(&self.inner.roomid_userid_mute, room, user)
+        remove_pair(&self.inner.roomid_userid_mute, room.get(), user.get())
     }
 
-    pub fn load_invites(&self) -> StoreResult<Vec<(RoomId, UserId, InviteRecord)>> {
-        load_pairs(&self.inner.roomid_userid_invite)
+    pub fn load_invites(&self) -> StoreResult<Vec<(RoomId, UserId, Invite)>> {
+        Ok(room_user(load_pairs::<InviteRecord, Invite>(
+            &self.inner.roomid_userid_invite,
+        )?))
     }
 
-    pub fn put_invite(&self, room: RoomId, user: UserId, invite: &InviteRecord) -> StoreResult<()> {
-        put_pair(&self.inner.roomid_userid_invite, room, user, invite)
+    pub fn put_invite(&self, room: RoomId, user: UserId, invite: &Invite) -> StoreResult<()> {
+        put_pair(
+            &self.inner.roomid_userid_invite,
+            room.get(),
+            user.get(),
+            &InviteRecord::from(invite),
+        )
     }
 
     pub fn remove_invite(&self, room: RoomId, user: UserId) -> StoreResult<()> {
-        remove_pair(&self.inner.roomid_userid_invite, room, user)
+        remove_pair(&self.inner.roomid_userid_invite, room.get(), user.get())
     }
 
-    pub fn load_blocks(&self) -> StoreResult<Vec<(UserId, UserId, BlockRecord)>> {
-        load_pairs(&self.inner.userid_userid_block)
+    pub fn load_blocks(&self) -> StoreResult<Vec<(UserId, UserId, Block)>> {
+        Ok(
+            load_pairs::<BlockRecord, Block>(&self.inner.userid_userid_block)?
+                .into_iter()
+                .map(|(blocker, blocked, block)| {
+                    (UserId::new(blocker), UserId::new(blocked), block)
+                })
+                .collect(),
+        )
     }
 
-    pub fn put_block(
-        &self,
-        blocker: UserId,
-        blocked: UserId,
-        block: &BlockRecord,
-    ) -> StoreResult<()> {
-        put_pair(&self.inner.userid_userid_block, blocker, blocked, block)
+    pub fn put_block(&self, blocker: UserId, blocked: UserId, block: &Block) -> StoreResult<()> {
+        put_pair(
+            &self.inner.userid_userid_block,
+            blocker.get(),
+            blocked.get(),
+            &BlockRecord::from(block),
+        )
     }
 
     pub fn remove_block(&self, blocker: UserId, blocked: UserId) -> StoreResult<()> {
-        remove_pair(&self.inner.userid_userid_block, blocker, blocked)
+        remove_pair(
+            &self.inner.userid_userid_block,
+            blocker.get(),
+            blocked.get(),
+        )
     }
 
     // ----- read markers -----
@@ -399,7 +468,11 @@ impl Store {
                         k.len()
                     )));
                 }
-                Ok((id_of(&k[..8])?, id_of(&k[8..])?, id_of(&v)?))
+                Ok((
+                    RoomId::new(id_of(&k[..8])?),
+                    UserId::new(id_of(&k[8..])?),
+                    MsgId::new(id_of(&v)?),
+                ))
             })
             .collect()
     }
@@ -419,9 +492,10 @@ impl Store {
     fn write_read_markers(&self, markers: &[(RoomId, UserId, Option<MsgId>)]) -> StoreResult<()> {
         let mut batch = sled::Batch::default();
         for &(room, user, marker) in markers {
+            let k = pair_key(room.get(), user.get());
             match marker {
-                Some(msg_id) => batch.insert(&pair_key(room, user), &key(msg_id)),
-                None => batch.remove(&pair_key(room, user)),
+                Some(msg_id) => batch.insert(&k, &key(msg_id.get())),
+                None => batch.remove(&k),
             }
         }
         self.inner.roomid_userid_readmsgid.apply_batch(batch)?;
@@ -442,15 +516,15 @@ impl Store {
         match self
             .inner
             .roomid_msgid_message
-            .scan_prefix(key(room))
+            .scan_prefix(key(room.get()))
             .next_back()
         {
             Some(entry) => {
                 let (k, v) = entry?;
-                let message: Message = decode(&v)?;
-                Ok((id_of(&k[8..])?, Some(message.created_at)))
+                let message = Message::from(decode::<MessageRecord>(&v)?);
+                Ok((MsgId::new(id_of(&k[8..])?), Some(message.created_at)))
             }
-            None => Ok((0, None)),
+            None => Ok((MsgId::ZERO, None)),
         }
     }
 
@@ -460,7 +534,7 @@ impl Store {
             .iter()
             .map(|entry| {
                 let (k, v) = entry?;
-                Ok((id_of(&k)?, id_of(&v)?))
+                Ok((RoomId::new(id_of(&k)?), MsgId::new(id_of(&v)?)))
             })
             .collect()
     }
@@ -470,7 +544,7 @@ impl Store {
     pub fn reserve_msg_ids(&self, room: RoomId, upto: MsgId) -> StoreResult<()> {
         self.inner
             .roomid_reservedmsgid
-            .insert(key(room), &key(upto))?;
+            .insert(key(room.get()), &key(upto.get()))?;
         self.inner.db.flush()?;
         Ok(())
     }
@@ -488,7 +562,7 @@ impl Store {
 
     /// One message, from the buffer or the disk.
     pub fn message(&self, room: RoomId, msg_id: MsgId) -> StoreResult<Option<Arc<Message>>> {
-        let found = self.history(room, msg_id.saturating_add(1), 1, true)?;
+        let found = self.history(room, msg_id.next(), 1, true)?;
         Ok(found.into_iter().next().filter(|m| m.msg_id == msg_id))
     }
 
@@ -508,10 +582,10 @@ impl Store {
             (Vec::new(), before)
         };
         let wanted = count - buffered.len();
-        if wanted == 0 || disk_before <= 1 {
+        if wanted == 0 || disk_before <= MsgId::new(1) {
             return Ok(buffered);
         }
-        let range = pair_key(room, 0)..pair_key(room, disk_before);
+        let range = pair_key(room.get(), 0)..pair_key(room.get(), disk_before.get());
         let mut older = self
             .inner
             .roomid_msgid_message
@@ -520,7 +594,7 @@ impl Store {
             .take(wanted)
             .map(|entry| {
                 let (_, v) = entry?;
-                Ok(Arc::new(decode::<Message>(&v)?))
+                Ok(Arc::new(Message::from(decode::<MessageRecord>(&v)?)))
             })
             .collect::<StoreResult<Vec<_>>>()?;
         older.reverse();
@@ -571,13 +645,13 @@ impl Store {
             let mut references = sled::Batch::default();
             for message in chunk {
                 stored.insert(
-                    &pair_key(message.room_id, message.msg_id),
-                    encode(&***message)?,
+                    &pair_key(message.room_id.get(), message.msg_id.get()),
+                    encode(&MessageRecord::from(&***message))?,
                 );
                 if let Some(client_id) = &message.client_msg_id {
-                    let reference = MessageRef {
-                        room_id: message.room_id,
-                        msg_id: message.msg_id,
+                    let reference = MessageRefRecord {
+                        room_id: message.room_id.get(),
+                        msg_id: message.msg_id.get(),
                         created_at: message.created_at,
                     };
                     references.insert(
@@ -609,7 +683,7 @@ impl Store {
             .userid_clientmsgid_ref
             .get(client_key(user, client_msg_id))?
         {
-            Some(v) => Ok(Some(decode(&v)?)),
+            Some(v) => Ok(Some(MessageRef::from(decode::<MessageRefRecord>(&v)?))),
             None => Ok(None),
         }
     }
@@ -619,7 +693,7 @@ impl Store {
         let mut pruned = 0;
         for entry in self.inner.userid_clientmsgid_ref.iter() {
             let (k, v) = entry?;
-            if decode::<MessageRef>(&v)?.created_at < before {
+            if decode::<MessageRefRecord>(&v)?.created_at < before {
                 self.inner.userid_clientmsgid_ref.remove(k)?;
                 pruned += 1;
             }

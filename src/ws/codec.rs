@@ -71,7 +71,7 @@ mod tests {
         assert_eq!(
             command.ok(),
             Some(Command::Chat {
-                room_id: 3,
+                room_id: crate::model::RoomId::new(3),
                 content: "hi".into(),
                 client_msg_id: Some("a1".into())
             })
@@ -154,8 +154,8 @@ mod tests {
     #[test]
     fn encodes_the_envelope() {
         let event = Event::Resync(crate::chat::view::ResyncEvent {
-            chat_seq: 3,
-            last_msg_id: 9,
+            chat_seq: crate::model::RoomId::new(3),
+            last_msg_id: crate::model::MsgId::new(9),
         });
         let frame = Json::encode(&event);
         let value: Value = serde_json::from_str(&frame).expect("JSON");

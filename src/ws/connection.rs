@@ -85,7 +85,7 @@ where
                     written = tokio::time::timeout(WRITE_TIMEOUT, &mut write) => match written {
                         Ok(written) => written,
                         Err(_) => {
-                            tracing::debug!(user_id, "a write timed out: the client reads nothing");
+                            tracing::debug!(%user_id, "a write timed out: the client reads nothing");
                             break None;
                         }
                     },
@@ -108,11 +108,11 @@ where
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Ok(_)) => {}
                     Some(Err(WsError::Capacity(e))) => {
-                        tracing::debug!(user_id, error = %e, "oversized message");
+                        tracing::debug!(%user_id, error = %e, "oversized message");
                         break Some(close_frame(CloseCode::Size, "message too large"));
                     }
                     Some(Err(e)) => {
-                        tracing::debug!(user_id, error = %e, "socket read failed");
+                        tracing::debug!(%user_id, error = %e, "socket read failed");
                         break Some(close_frame(CloseCode::Protocol, "unreadable frame"));
                     }
                 }
