@@ -67,6 +67,13 @@ for target in daehwa ceiling socketio; do
   "${bench[@]}" idle "${common[@]}" --target "$target" --connections "$idle"
 done
 
+# daehwa's own socket.io transport against /ws, in the same run: idle memory and
+# CPU per delivery at fan-out 100 (issue 12's goals: ≤ 2× and ≤ 1.5×).
+echo "== fan-out, 100 clients: daehwa-sio"
+"${bench[@]}" fanout "${common[@]}" --target daehwa-sio --clients 100 --rates "$n100_rates"
+echo "== idle connections: daehwa-sio"
+"${bench[@]}" idle "${common[@]}" --target daehwa-sio --connections "$idle"
+
 echo "== history"
 "${bench[@]}" history "${common[@]}" "${history[@]}" --data-dir "$work/history"
 echo "== start-up"
@@ -87,7 +94,7 @@ echo "== persistence, sync, 128 connections"
 # The CPU per delivery of one run varies by ±15% here (the ceiling's most): the
 # ratios the targets are about are taken over medians of three runs.
 for rep in 1 2; do
-  for target in daehwa ceiling; do
+  for target in daehwa daehwa-sio ceiling; do
     echo "== fan-out, 100 clients, repeat $rep: $target"
     "${bench[@]}" fanout "${common[@]}" --repeat --target "$target" --clients 100 --rates "$n100_primary"
   done

@@ -189,6 +189,22 @@ pub async fn connect(
                     return Err(format!("expected the rooms event, got {first}").into());
                 }
             }
+            Protocol::DaehwaSio => {
+                let open = next_text(&mut ws).await?;
+                if !open.starts_with('0') {
+                    return Err(format!("expected an Engine.IO open packet, got {open}").into());
+                }
+                ws.send(Message::text("40")).await?;
+                loop {
+                    let text = next_text(&mut ws).await?;
+                    if text.starts_with(r#"42["rooms""#) {
+                        break;
+                    }
+                    if text.starts_with("44") {
+                        return Err(format!("refused: {text}").into());
+                    }
+                }
+            }
             Protocol::Socketio => {
                 let open = next_text(&mut ws).await?;
                 if !open.starts_with('0') {

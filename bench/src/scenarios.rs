@@ -61,6 +61,17 @@ pub fn record(common: &Common, mut value: Value) {
     }
 }
 
+/// Where a client of daehwa connects: `/ws`, or `/socket.io/` with the token in the
+/// query (socket.io's fallback to `auth`).
+fn daehwa_url(protocol: Protocol, addr: SocketAddr, token: &str) -> String {
+    match protocol {
+        Protocol::DaehwaSio => {
+            format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&token={token}")
+        }
+        _ => format!("ws://{addr}/ws?token={token}"),
+    }
+}
+
 /// Clients and senders of a load, with rooms set up on the server.
 struct World {
     clients: Vec<Client>,
@@ -79,7 +90,7 @@ async fn build_world(
 ) -> Result<World, BoxError> {
     let mut clients = Vec::with_capacity(rooms * members);
     match protocol {
-        Protocol::Daehwa => {
+        Protocol::Daehwa | Protocol::DaehwaSio => {
             let api = Api::new(addr);
             let users = if rooms == 1 { members.min(10) } else { members };
             for r in 0..rooms {
@@ -92,7 +103,7 @@ async fn build_world(
                 }
                 for m in 0..members {
                     clients.push(Client {
-                        url: format!("ws://{addr}/ws?token={}", sessions[m % users].token),
+                        url: daehwa_url(protocol, addr, &sessions[m % users].token),
                         rooms: vec![room],
                     });
                 }
@@ -222,12 +233,12 @@ pub async fn idle(common: &Common, protocol: Protocol, connections: usize) -> Re
         &format!("idle-{}", protocol.name()),
     )?;
     let clients: Vec<Client> = match protocol {
-        Protocol::Daehwa => {
+        Protocol::Daehwa | Protocol::DaehwaSio => {
             let api = Api::new(server.addr);
             let sessions = api.register_many("idle", 10).await?;
             (0..connections)
                 .map(|i| Client {
-                    url: format!("ws://{}/ws?token={}", server.addr, sessions[i % 10].token),
+                    url: daehwa_url(protocol, server.addr, &sessions[i % 10].token),
                     rooms: vec![],
                 })
                 .collect()

@@ -315,7 +315,7 @@ impl Server {
     /// Starts the server of a protocol with a default configuration.
     pub fn of(programs: &Programs, protocol: Protocol, name: &str) -> Result<Self, StartError> {
         match protocol {
-            Protocol::Daehwa => {
+            Protocol::Daehwa | Protocol::DaehwaSio => {
                 let dir = fresh_dir(programs, name).map_err(|e| StartError {
                     message: format!("cannot make a data dir: {e}"),
                     config_key: None,

@@ -21,6 +21,10 @@ pub enum Protocol {
     Ceiling,
     /// The Node socket.io 4 server in `bench/socketio/`.
     Socketio,
+    /// daehwa's own socket.io transport: `/socket.io/?EIO=4&transport=websocket&token=…`.
+    #[value(name = "daehwa-sio")]
+    #[serde(rename = "daehwa-sio")]
+    DaehwaSio,
 }
 
 impl Protocol {
@@ -29,6 +33,7 @@ impl Protocol {
             Self::Daehwa => "daehwa",
             Self::Ceiling => "ceiling",
             Self::Socketio => "socketio",
+            Self::DaehwaSio => "daehwa-sio",
         }
     }
 }
@@ -62,7 +67,7 @@ pub fn chat_frame(protocol: Protocol, room: u64, content: &str, client_msg_id: &
         Protocol::Daehwa | Protocol::Ceiling => format!(
             r#"{{"event":"chat","data":{{"chatSeq":{room},"content":"{content}","clientMsgId":"{client_msg_id}"}}}}"#
         ),
-        Protocol::Socketio => format!(
+        Protocol::Socketio | Protocol::DaehwaSio => format!(
             r#"42["chat",{{"chatSeq":{room},"content":"{content}","clientMsgId":"{client_msg_id}"}}]"#
         ),
     }
@@ -120,7 +125,7 @@ pub fn classify(protocol: Protocol, text: &str) -> Incoming {
                 Incoming::Other
             }
         }
-        Protocol::Socketio => {
+        Protocol::Socketio | Protocol::DaehwaSio => {
             if text == "2" {
                 Incoming::Ping
             } else if text.starts_with(r#"42["chat""#) {

@@ -13,6 +13,7 @@ use std::future::{pending, poll_fn, Future};
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -28,6 +29,9 @@ use crate::ws::upgrade::Socket;
 
 /// Namespaces one connection may join at once.
 const MAX_NAMESPACES: usize = 8;
+/// How long the close may wait behind unread data before the connection is dropped
+/// without it (as on `/ws`).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub enum Transport {
     WebSocket(Box<Socket>),
@@ -141,11 +145,11 @@ pub async fn run<S: Service>(
                     pong_deadline = Some(Instant::now() + config.ping_timeout);
                 }
             }
-            _ = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
+            _ = sleep_while_some(pong_deadline) => {
                 tracing::debug!(sid, "socket.io: no pong in time");
                 break End::Close;
             }
-            _ = sleep_until(connect_deadline), if !engine.connected_once => {
+            _ = sleep_while_some(Some(connect_deadline).filter(|_| !engine.connected_once)) => {
                 tracing::debug!(sid, "socket.io: no namespace connected in time");
                 break End::Close;
             }
@@ -162,7 +166,7 @@ pub async fn run<S: Service>(
                     Probe::Failed => probing = None,
                 }
             }
-            _ = sleep_until(probe_until.unwrap_or_else(Instant::now)), if probe_until.is_some() => {
+            _ = sleep_while_some(probe_until) => {
                 probing = None;
             }
             _ = &mut signalled => break End::Close,
@@ -172,8 +176,7 @@ pub async fn run<S: Service>(
     match transport {
         Transport::WebSocket(mut socket) => {
             if let End::Close = end {
-                let _ =
-                    tokio::time::timeout(config.write_timeout, SinkExt::close(&mut socket)).await;
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::close(&mut socket)).await;
             }
         }
         Transport::Polling { polling, .. } => {
@@ -183,6 +186,15 @@ pub async fn run<S: Service>(
             sio.forget(sid);
             polling.close();
         }
+    }
+}
+
+/// Sleeps until the deadline, if there is one; else never resolves. A timer is made
+/// only when polled, so a loop turn without a deadline costs none.
+async fn sleep_while_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => pending().await,
     }
 }
 
