@@ -76,6 +76,11 @@ const OPTIONAL_KEYS: &[(&str, &str, &str)] = &[
     ("limits", "message_burst", "1000000000"),
     ("limits", "connections_per_user", "1000000"),
     ("limits", "login_attempts_per_minute", "1000000"),
+    ("limits", "address_login_attempts_per_minute", "1000000"),
+    ("limits", "registrations_per_hour", "1000000"),
+    ("limits", "rooms_per_hour", "1000000"),
+    // The idle scenario holds 10 000 connections and more.
+    ("server", "max_connections", "1000000"),
 ];
 
 impl DaehwaConfig {
