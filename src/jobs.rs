@@ -95,15 +95,15 @@ impl Jobs {
 /// retried on the next tick.
 async fn flush(chat: &Chat) {
     match chat.flush().await {
-        Ok(report) if report.messages() > 0 => tracing::debug!(
-            messages = report.messages(),
+        Ok(report) if report.changes() > 0 => tracing::debug!(
+            changes = report.changes(),
             micros = report.duration.as_micros() as u64,
             "buffer flushed"
         ),
         Ok(_) => {}
         Err(e) => tracing::error!(
             error = %e,
-            buffered = chat.buffered_messages(),
+            buffered = chat.buffered_changes(),
             "flush failed; the messages stay in memory and are retried"
         ),
     }
@@ -143,9 +143,9 @@ async fn periodic_flush(chat: Arc<Chat>, interval: Duration, mut stop: watch::Re
 /// Flushes whenever messages wait, until told to stop.
 async fn group_commit(chat: Arc<Chat>, mut stop: watch::Receiver<bool>) {
     loop {
-        if chat.buffered_messages() == 0 {
+        if chat.buffered_changes() == 0 {
             tokio::select! {
-                _ = chat.message_pushed() => {}
+                _ = chat.change_pushed() => {}
                 _ = stopped(&mut stop) => return,
             }
         }

@@ -161,15 +161,105 @@ pub struct MessageRef {
     pub created_at: Millis,
 }
 
-/// One chat message.
+/// One chat message, as it is now: its text (edited or not) or its tombstone, and
+/// its reactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub room_id: RoomId,
     pub msg_id: MsgId,
+    /// The change that posted it.
+    pub seq: Seq,
     pub sender_id: UserId,
-    pub content: Arc<str>,
     pub created_at: Millis,
     pub client_msg_id: Option<String>,
+    pub body: Body,
+    /// In the order each emoji was first used.
+    pub reactions: Vec<Reaction>,
+}
+
+impl Message {
+    /// The text, unless the message was deleted.
+    pub fn content(&self) -> Option<&Arc<str>> {
+        match &self.body {
+            Body::Text { content, .. } => Some(content),
+            Body::Deleted { .. } => None,
+        }
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        matches!(self.body, Body::Deleted { .. })
+    }
+
+    /// The users it mentions by name, and whether it mentions the whole room.
+    pub fn mentions(&self) -> Option<&Mentions> {
+        match &self.body {
+            Body::Text { mentions, .. } => Some(mentions),
+            Body::Deleted { .. } => None,
+        }
+    }
+}
+
+/// What a message says, or that it was taken back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Text {
+        content: Arc<str>,
+        /// When it was last edited.
+        edited_at: Option<Millis>,
+        mentions: Mentions,
+    },
+    /// A tombstone: the text is gone, from memory and from disk.
+    Deleted { by: UserId, at: Millis },
+}
+
+/// Who a message mentions: `@username`s (members of the room), and `@room`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mentions {
+    pub users: Vec<UserId>,
+    /// `@room`, by the owner or an admin: every member is mentioned.
+    pub room: bool,
+}
+
+/// One emoji under a message and who reacted with it, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: Arc<str>,
+    pub users: Vec<UserId>,
+}
+
+/// One entry of a room's log: what changed, and the message as it is after the
+/// change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: Seq,
+    pub kind: ChangeKind,
+    pub message: Arc<Message>,
+}
+
+impl Change {
+    pub fn room_id(&self) -> RoomId {
+        self.message.room_id
+    }
+
+    pub fn msg_id(&self) -> MsgId {
+        self.message.msg_id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A new message.
+    Posted,
+    /// Its text changed (to the message's content).
+    Edited,
+    /// It was taken back, by its sender or the room's staff.
+    Deleted,
+    /// A reaction added (`added`) or removed.
+    Reacted {
+        emoji: Arc<str>,
+        user: UserId,
+        added: bool,
+    },
 }
 
 /// A user banned from a room, for a time or for ever.

@@ -35,7 +35,7 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("cannot start the scheduler: {0}")]
     Jobs(#[from] JobSchedulerError),
-    #[error("the final flush failed, {buffered} messages were not stored: {source}")]
+    #[error("the final flush failed, {buffered} changes were not stored: {source}")]
     FinalFlush { buffered: usize, source: StoreError },
 }
 
@@ -141,7 +141,7 @@ async fn final_flush(chat: &Chat, store: &Store) -> Result<(), ServerError> {
             }
         }
         match chat.flush().await {
-            Ok(_) if markers_saved && store.buffered_messages() == 0 => {
+            Ok(_) if markers_saved && store.buffered_changes() == 0 => {
                 return store.mark_clean_shutdown().await.map_err(|source| {
                     ServerError::FinalFlush {
                         buffered: 0,
@@ -160,7 +160,7 @@ async fn final_flush(chat: &Chat, store: &Store) -> Result<(), ServerError> {
         }
     }
     Err(ServerError::FinalFlush {
-        buffered: store.buffered_messages(),
+        buffered: store.buffered_changes(),
         source: last_error.unwrap_or_else(|| {
             StoreError::NotOurs("messages kept arriving during shutdown".into())
         }),

@@ -147,7 +147,7 @@ impl Chat {
 
     /// A consistent snapshot of the database, with everything buffered flushed first.
     pub async fn backup(&self) -> Result<Vec<u8>> {
-        while self.store.buffered_messages() > 0 {
+        while self.store.buffered_changes() > 0 {
             self.flush().await?;
         }
         let store = self.store.clone();

@@ -1,6 +1,11 @@
 //! Messages: sending (from the gateway or HTTP), idempotent resends, reading
 //! history, replaying what a reconnecting client missed, and the flush that makes
-//! messages durable (and, in `sync` mode, delivers them).
+//! changes durable (and, in `sync` mode, delivers them).
+//!
+//! Every change to a room's messages (a new message here; edits, deletes and
+//! reactions in `changes.rs`) is numbered in the room's log (`seq`), buffered, and
+//! published under the room's sequence lock, so members receive them in order and
+//! a resume replays them in the same order.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -8,8 +13,8 @@ use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use super::moderation::check_not_muted;
-use super::view::{Event, MessageView};
-use super::{Caller, Chat, Directory, RoomEntry};
+use super::view::{DeleteEvent, EditEvent, Event, MessageView, ReactionEvent};
+use super::{Caller, Chat, Directory, RoomEntry, Sequence};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -17,8 +22,9 @@ use crate::store::{Batch, FlushReport, Generation, StoreResult};
 
 /// A client's own id for a message, echoed back with it.
 pub const CLIENT_MSG_ID_MAX_BYTES: usize = 64;
-/// Ids reserved per room at a time; each reservation costs one sled flush.
-const MSG_ID_BLOCK: u64 = 1000;
+/// Ids and change numbers reserved per room at a time; each reservation costs one
+/// sled flush.
+const ID_BLOCK: u64 = 1000;
 /// How long a client id is remembered, for resends after a reconnect or a restart.
 pub const CLIENT_MSG_ID_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How long a `sync` send waits for its batch to reach the disk before it answers
@@ -59,13 +65,27 @@ struct Original {
     message: Arc<Message>,
 }
 
+/// Where a reconnecting client is in a room: the last message it has (the
+/// two-part resume, `ROOM:LASTMSGID`: new messages only), or the last change
+/// (`ROOM:LASTMSGID:LASTSEQ`: every change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeFrom {
+    Msg(MsgId),
+    Seq(Seq),
+}
+
 /// What a reconnecting client missed in a room.
 pub enum Replay {
-    /// Every message after the client's last one, in order.
-    Messages(Vec<MessageView>),
-    /// More than `limits.replay_max` messages (or than the replay may still send):
-    /// reload history instead.
-    TooFar { newest: MsgId },
+    /// Every message (or change) after the client's last one, in order, as events;
+    /// and how far the replay read, so that live events it already covered are
+    /// not sent twice.
+    Events {
+        events: Vec<Event>,
+        upto: ResumeFrom,
+    },
+    /// More than `limits.replay_max` (or than the replay may still send): reload
+    /// history instead.
+    TooFar { newest: MsgId, last_seq: Seq },
 }
 
 type PendingClientIds = HashMap<UserId, HashMap<String, MessageRef>>;
@@ -98,6 +118,21 @@ impl Chat {
             ));
         }
         Ok(())
+    }
+
+    /// The room's next change number. Reserves a block of change numbers and message
+    /// ids, durably, when either runs out. The caller holds the sequence lock and
+    /// buffers the change before it lets go of it.
+    pub(super) fn next_seq(&self, room_id: RoomId, sequence: &mut Sequence) -> Result<Seq> {
+        if sequence.last >= sequence.reserved || sequence.last_seq >= sequence.reserved_seq {
+            let msg_upto = MsgId::new(sequence.last.get() + ID_BLOCK);
+            let seq_upto = Seq::new(sequence.last_seq.get() + ID_BLOCK);
+            self.store.reserve(room_id, msg_upto, seq_upto)?;
+            sequence.reserved = msg_upto;
+            sequence.reserved_seq = seq_upto;
+        }
+        sequence.last_seq = sequence.last_seq.next();
+        Ok(sequence.last_seq)
     }
 
     /// Accepts a message from a member and, in `sync` mode, waits until it is stored
@@ -192,11 +227,7 @@ impl Chat {
                 });
             }
         }
-        if sequence.last >= sequence.reserved {
-            let upto = MsgId::new(sequence.last.get() + MSG_ID_BLOCK);
-            self.store.reserve_msg_ids(room_id, upto)?;
-            sequence.reserved = upto;
-        }
+        let seq = self.next_seq(room_id, &mut sequence)?;
         sequence.last = sequence.last.next();
         let msg_id = sequence.last;
         // Sending marks the room read up to one's own message (in memory; saved
@@ -207,10 +238,16 @@ impl Chat {
         let message = Arc::new(Message {
             room_id,
             msg_id,
+            seq,
             sender_id: caller.user_id,
-            content: content.into(),
             created_at,
             client_msg_id,
+            body: Body::Text {
+                content: content.into(),
+                edited_at: None,
+                mentions: Mentions::default(),
+            },
+            reactions: Vec::new(),
         });
         if let (Some(ids), Some(client_id)) = (&mut client_ids, &message.client_msg_id) {
             ids.entry(caller.user_id).or_default().insert(
@@ -222,7 +259,11 @@ impl Chat {
                 },
             );
         }
-        let generation = self.store.append_message(Arc::clone(&message));
+        let generation = self.store.append(Arc::new(Change {
+            seq,
+            kind: ChangeKind::Posted,
+            message: Arc::clone(&message),
+        }));
         let view = MessageView {
             message,
             sender_name,
@@ -262,7 +303,7 @@ impl Chat {
         };
         Ok(self
             .store
-            .message(reference.room_id, reference.msg_id)?
+            .message(reference.room_id, reference.msg_id, true)?
             .filter(|m| m.sender_id == user && m.client_msg_id.as_deref() == Some(client_id))
             .map(|message| Original {
                 room_id: reference.room_id,
@@ -288,11 +329,11 @@ impl Chat {
     }
 
     /// Writes the oldest buffered batch to disk. In `sync` mode, delivers its
-    /// messages: they are acknowledged and delivered only once stored.
+    /// changes: they are acknowledged and delivered only once stored.
     pub async fn flush(&self) -> StoreResult<FlushReport> {
         self.last_flush_attempt
             .store(now_millis(), Ordering::Relaxed);
-        let report = match self.store.flush_messages().await {
+        let report = match self.store.flush_changes().await {
             Ok(report) => report,
             Err(e) => {
                 self.metrics.flush_errors.inc();
@@ -317,7 +358,8 @@ impl Chat {
         if ids.is_empty() {
             return;
         }
-        for message in batch.iter() {
+        for change in batch.iter().filter(|c| c.kind == ChangeKind::Posted) {
+            let message = &change.message;
             if let (Some(client_id), Some(of_user)) =
                 (&message.client_msg_id, ids.get_mut(&message.sender_id))
             {
@@ -327,22 +369,19 @@ impl Chat {
         ids.retain(|_, of_user| !of_user.is_empty());
     }
 
-    /// Publishes a stored batch, each room's messages in order.
+    /// Publishes a stored batch, each room's changes in order.
     fn deliver(&self, batch: &Batch) {
         let directory = self.directory();
         let accounts = self.accounts();
-        for message in batch.iter() {
-            let Some(room) = directory.rooms.get(&message.room_id) else {
+        for change in batch.iter() {
+            let Some(room) = directory.rooms.get(&change.room_id()) else {
                 continue;
             };
-            let view = MessageView {
-                message: Arc::clone(message),
-                sender_name: accounts.name_of(message.sender_id),
-            };
-            self.bus.publish(
-                audience(&directory, room, message.sender_id),
-                Event::Chat(view),
-            );
+            let sender_name = accounts.name_of(change.message.sender_id);
+            if let Some(event) = change_event(change, sender_name) {
+                self.bus
+                    .publish(change_audience(&directory, room, change), event);
+            }
         }
     }
 
@@ -415,34 +454,91 @@ impl Chat {
         Ok(self.views(page))
     }
 
-    /// The messages of a room after `after`, for a client that reconnects: at most
-    /// `max` (and at most `limits.replay_max`), else [`Replay::TooFar`].
+    /// What a client that reconnects missed in a room after `from`: at most `max`
+    /// messages or changes (and at most `limits.replay_max`), else
+    /// [`Replay::TooFar`]. Changes to a message deleted since (its edits and
+    /// reactions) are left out: the delete comes later in the same replay.
     pub fn replay(
         &self,
         caller: Caller,
         room_id: RoomId,
-        after: MsgId,
+        from: ResumeFrom,
         max: usize,
     ) -> Result<Replay> {
-        let (newest, blocked) = {
+        let (newest, last_seq, blocked) = {
             let directory = self.directory();
-            let newest = directory.joined(room_id, caller.user_id)?.last_msg_id();
+            let sequence = directory.joined(room_id, caller.user_id)?.sequence();
             let blocked = directory.blocks.get(&caller.user_id).cloned();
-            (newest, blocked.unwrap_or_default())
+            (
+                sequence.last,
+                sequence.last_seq,
+                blocked.unwrap_or_default(),
+            )
         };
-        if newest <= after {
-            return Ok(Replay::Messages(Vec::new()));
+        let missed = match from {
+            ResumeFrom::Msg(after) => newest.get().saturating_sub(after.get()),
+            ResumeFrom::Seq(after) => last_seq.get().saturating_sub(after.get()),
+        };
+        if missed == 0 {
+            return Ok(Replay::Events {
+                events: Vec::new(),
+                upto: from,
+            });
         }
-        let missed = newest.get() - after.get();
         let max = (max as u64).min(u64::from(self.settings.replay_max));
         if missed > max {
-            return Ok(Replay::TooFar { newest });
+            return Ok(Replay::TooFar { newest, last_seq });
         }
-        let mut messages =
-            self.store
-                .history(room_id, MsgId::MAX, missed as usize, self.include_buffer())?;
-        messages.retain(|m| m.msg_id > after && !blocked.contains(&m.sender_id));
-        Ok(Replay::Messages(self.views(messages)))
+        let missed = missed as usize;
+        let include_buffer = self.include_buffer();
+        let accounts = self.accounts();
+        let visible = |sender: UserId| !blocked.contains(&sender);
+        match from {
+            ResumeFrom::Msg(after) => {
+                let messages = self
+                    .store
+                    .history(room_id, MsgId::MAX, missed, include_buffer)?;
+                let upto = messages.last().map_or(after, |m| m.msg_id.max(after));
+                let events = messages
+                    .into_iter()
+                    .filter(|m| m.msg_id > after && visible(m.sender_id))
+                    .map(|message| {
+                        Event::Chat(MessageView {
+                            sender_name: accounts.name_of(message.sender_id),
+                            message,
+                        })
+                    })
+                    .collect();
+                Ok(Replay::Events {
+                    events,
+                    upto: ResumeFrom::Msg(upto),
+                })
+            }
+            ResumeFrom::Seq(after) => {
+                let changes = self
+                    .store
+                    .changes_after(room_id, after, missed, include_buffer)?;
+                let upto = changes.last().map_or(after, |c| c.seq.max(after));
+                let events = changes
+                    .iter()
+                    .filter(|c| {
+                        visible(c.message.sender_id)
+                            && match &c.kind {
+                                ChangeKind::Reacted { user, .. } => {
+                                    visible(*user) && !c.message.is_deleted()
+                                }
+                                ChangeKind::Edited => !c.message.is_deleted(),
+                                ChangeKind::Posted | ChangeKind::Deleted => true,
+                            }
+                    })
+                    .filter_map(|c| change_event(c, accounts.name_of(c.message.sender_id)))
+                    .collect();
+                Ok(Replay::Events {
+                    events,
+                    upto: ResumeFrom::Seq(upto),
+                })
+            }
+        }
     }
 }
 
@@ -483,6 +579,69 @@ fn history_page(
     Ok(page)
 }
 
+/// The event that tells a room of a change, with the message as `change` carries
+/// it; `None` for an edit of a message that is deleted by now (a replay's case).
+pub(super) fn change_event(change: &Change, sender_name: Arc<str>) -> Option<Event> {
+    let message = &change.message;
+    let (chat_seq, seq, msg_id) = (message.room_id, change.seq, message.msg_id);
+    Some(match &change.kind {
+        ChangeKind::Posted => Event::Chat(MessageView {
+            message: Arc::clone(message),
+            sender_name,
+        }),
+        ChangeKind::Edited => match &message.body {
+            Body::Text {
+                content,
+                edited_at,
+                mentions,
+            } => Event::MessageEdited(EditEvent {
+                chat_seq,
+                seq,
+                msg_id,
+                content: Arc::clone(content),
+                edited_at: super::view::timestamp(edited_at.unwrap_or(message.created_at)),
+                mentions: mentions.users.clone(),
+                mentions_room: mentions.room,
+            }),
+            Body::Deleted { .. } => return None,
+        },
+        ChangeKind::Deleted => match &message.body {
+            Body::Deleted { by, .. } => Event::MessageDeleted(DeleteEvent {
+                chat_seq,
+                seq,
+                msg_id,
+                by_user_id: *by,
+            }),
+            Body::Text { .. } => return None,
+        },
+        ChangeKind::Reacted { emoji, user, added } => Event::Reaction(ReactionEvent {
+            chat_seq,
+            seq,
+            msg_id,
+            emoji: Arc::clone(emoji),
+            user_id: *user,
+            added: *added,
+        }),
+    })
+}
+
+/// Who hears of a change: the members who do not block the message's sender, and
+/// for a reaction, who do not block the one reacting either.
+pub(super) fn change_audience<'a>(
+    directory: &'a Directory,
+    room: &'a RoomEntry,
+    change: &'a Change,
+) -> impl Iterator<Item = UserId> + 'a {
+    let reactor = match &change.kind {
+        ChangeKind::Reacted { user, .. } => Some(*user),
+        _ => None,
+    };
+    audience(directory, room, change.message.sender_id).filter(move |&member| {
+        reactor
+            .is_none_or(|reactor| directory.blocks.is_empty() || !directory.blocks(member, reactor))
+    })
+}
+
 /// Who receives a message of `sender` in a room: the members who do not block them.
 fn audience<'a>(
     directory: &'a Directory,
@@ -508,8 +667,8 @@ impl Chat {
         }
         if self.store.flush_failing() {
             problems.push(format!(
-                "flushes are failing; {} messages wait in memory",
-                self.store.buffered_messages()
+                "flushes are failing; {} changes wait in memory",
+                self.store.buffered_changes()
             ));
         }
         if let Err(e) = self.store.size_on_disk() {
@@ -529,15 +688,15 @@ impl Chat {
         self.metrics.users_online.set(users as i64);
         self.metrics
             .buffered_messages
-            .set(self.store.buffered_messages() as i64);
+            .set(self.store.buffered_changes() as i64);
         if let Ok(bytes) = self.store.size_on_disk() {
             self.metrics.database_bytes.set(bytes);
         }
     }
 
-    /// Messages accepted and not yet on disk.
-    pub fn buffered_messages(&self) -> usize {
-        self.store.buffered_messages()
+    /// Changes accepted and not yet on disk.
+    pub fn buffered_changes(&self) -> usize {
+        self.store.buffered_changes()
     }
 
     /// Whether the last flush failed.
@@ -545,9 +704,9 @@ impl Chat {
         self.store.flush_failing()
     }
 
-    /// Resolves once a message has been buffered since the last call.
-    pub async fn message_pushed(&self) {
-        self.store.message_pushed().await
+    /// Resolves once a change has been buffered since the last call.
+    pub async fn change_pushed(&self) {
+        self.store.change_pushed().await
     }
 
     /// Forgets client ids older than [`CLIENT_MSG_ID_RETENTION`]. Called by a job.

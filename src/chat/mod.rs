@@ -32,7 +32,7 @@ pub use view::Event;
 
 pub use accounts::Caller;
 use limits::{KeyedLimit, Refusal};
-pub use messages::{Accepted, Before, Replay, Sent};
+pub use messages::{Accepted, Before, Replay, ResumeFrom, Sent};
 pub use moderation::RoomChanges;
 pub use rooms::NewRoom;
 
@@ -229,14 +229,15 @@ struct RoomEntry {
     /// Mutes, including expired ones the expiry job has not removed yet.
     mutes: HashMap<UserId, Mute>,
     invites: HashMap<UserId, Invite>,
-    /// Locked while a message is numbered, buffered and published, so that every
-    /// member receives a room's messages in `msg_id` order.
+    /// Locked while a change is numbered, buffered and published, so that every
+    /// member receives a room's changes in `seq` order (and messages in `msg_id`
+    /// order).
     sequence: Mutex<Sequence>,
 }
 
-/// A room's message numbering, and where each member has read up to: a marker is
-/// compared with, and moved by, the numbering (a send marks the room read for its
-/// sender), so both live under one lock.
+/// A room's numbering of messages and of changes, and where each member has read up
+/// to: a marker is compared with, and moved by, the numbering (a send marks the room
+/// read for its sender), so all of it lives under one lock.
 #[derive(Debug, Default)]
 struct Sequence {
     /// The last `msg_id` handed out.
@@ -246,6 +247,10 @@ struct Sequence {
     last_at: Option<Millis>,
     /// Ids up to here are durably reserved: a restart after a crash resumes above it.
     reserved: MsgId,
+    /// The last change number handed out.
+    last_seq: Seq,
+    /// Change numbers up to here are durably reserved, like `reserved`.
+    reserved_seq: Seq,
     /// Each member's read marker: the newest `msg_id` they have read, at most `last`.
     /// Every member has one; it is dropped when they leave.
     read: HashMap<UserId, MsgId>,
@@ -367,11 +372,15 @@ impl Chat {
             next_room_id: RoomId::new(1),
             ..Directory::default()
         };
-        let reservations: HashMap<RoomId, MsgId> = store.load_reservations()?.into_iter().collect();
+        let reservations: HashMap<RoomId, (MsgId, Seq)> = store
+            .load_reservations()?
+            .into_iter()
+            .map(|(room, msg_id, seq)| (room, (msg_id, seq)))
+            .collect();
         let clean = store.clean_start();
         if !clean {
             tracing::warn!(
-                "the previous run did not shut down cleanly: messages of its last flush \
+                "the previous run did not shut down cleanly: changes of its last flush \
                  interval may be lost, and each room's ids resume above the reserved block"
             );
         }
@@ -381,14 +390,16 @@ impl Chat {
                 directory.direct.insert(pair, id);
             }
             let (stored, last_at) = store.last_message(id)?;
-            let reserved = reservations
-                .get(&id)
-                .copied()
-                .unwrap_or(MsgId::ZERO)
-                .max(stored);
-            // After a crash, ids between the last stored message and the reservation
-            // may have been acknowledged and lost: none of them is handed out again.
-            let last = if clean { stored } else { reserved };
+            let stored_seq = store.last_seq(id)?;
+            let (reserved, reserved_seq) = reservations.get(&id).copied().unwrap_or_default();
+            let (reserved, reserved_seq) = (reserved.max(stored), reserved_seq.max(stored_seq));
+            // After a crash, ids between the last stored one and the reservation may
+            // have been acknowledged and lost: none of them is handed out again.
+            let (last, last_seq) = if clean {
+                (stored, stored_seq)
+            } else {
+                (reserved, reserved_seq)
+            };
             directory.rooms.insert(
                 id,
                 RoomEntry::new(
@@ -397,6 +408,8 @@ impl Chat {
                         last,
                         last_at,
                         reserved,
+                        last_seq,
+                        reserved_seq,
                         ..Sequence::default()
                     },
                 ),

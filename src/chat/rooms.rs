@@ -88,11 +88,12 @@ impl Chat {
 
     fn view_of(&self, id: RoomId, entry: &RoomEntry, viewer: Option<UserId>) -> RoomView {
         // One look at the sequence, so that the count agrees with `lastMsgId`.
-        let (last_msg_id, last_at, read) = {
+        let (last_msg_id, last_at, last_seq, read) = {
             let sequence = entry.sequence();
             (
                 sequence.last,
                 sequence.last_at,
+                sequence.last_seq,
                 viewer.map(|v| sequence.read_state(v)),
             )
         };
@@ -105,6 +106,7 @@ impl Chat {
             member_count: entry.members.len(),
             last_msg_id,
             last_message_at: last_at.map(timestamp),
+            last_seq,
             read,
         }
     }

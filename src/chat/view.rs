@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
-use crate::model::{Message, Millis, MsgId, Role, RoomId, RoomType, UserId};
+use crate::model::{Body, Message, Millis, MsgId, Role, RoomId, RoomType, Seq, UserId};
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T01:22:12.345Z`.
 pub fn timestamp(millis: Millis) -> String {
@@ -74,6 +74,9 @@ pub struct RoomView {
     /// When the newest message was sent (`null` before the first), so that a room
     /// list can show it and sort by it.
     pub last_message_at: Option<String>,
+    /// The newest change of the room's log (0 before the first): what a client
+    /// resumes from (`ROOM:LASTMSGID:LASTSEQ`).
+    pub last_seq: Seq,
     /// Where the user this view was made for has read up to: in the replies and the
     /// `rooms` event made for one user, absent from events sent to several.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -132,30 +135,115 @@ pub struct RoomDetail {
     pub members: Vec<MemberView>,
 }
 
-/// A message as clients see it. Shares the stored message instead of copying it:
-/// one is built per accepted message and sent to every recipient.
+/// A message as clients see it, as it is now: its text (with `editedAt` once
+/// edited) or its tombstone, its mentions and its reactions. Shares the stored
+/// message instead of copying it: one is built per change and sent to every
+/// recipient.
 #[derive(Debug, Clone)]
 pub struct MessageView {
     pub message: Arc<Message>,
     pub sender_name: Arc<str>,
 }
 
+/// `reactions: [{emoji, count, userIds}]`.
+struct ReactionsView<'a>(&'a Message);
+
+impl Serialize for ReactionsView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let reactions = &self.0.reactions;
+        let mut seq = serializer.serialize_seq(Some(reactions.len()))?;
+        for reaction in reactions {
+            seq.serialize_element(&ReactionView {
+                emoji: &reaction.emoji,
+                count: reaction.users.len(),
+                user_ids: &reaction.users,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactionView<'a> {
+    emoji: &'a str,
+    count: usize,
+    user_ids: &'a [UserId],
+}
+
 impl Serialize for MessageView {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let m = &self.message;
-        let fields = if m.client_msg_id.is_some() { 7 } else { 6 };
-        let mut s = serializer.serialize_struct("Message", fields)?;
+        let mut s = serializer.serialize_struct("Message", 12)?;
         s.serialize_field("msgId", &m.msg_id)?;
         s.serialize_field("chatSeq", &m.room_id)?;
+        s.serialize_field("seq", &m.seq)?;
         s.serialize_field("senderId", &m.sender_id)?;
         s.serialize_field("senderName", &*self.sender_name)?;
-        s.serialize_field("content", &m.content)?;
         s.serialize_field("createdAt", &timestamp(m.created_at))?;
         if let Some(id) = &m.client_msg_id {
             s.serialize_field("clientMsgId", id)?;
         }
+        match &m.body {
+            Body::Text {
+                content,
+                edited_at,
+                mentions,
+            } => {
+                s.serialize_field("content", &**content)?;
+                if let Some(at) = edited_at {
+                    s.serialize_field("editedAt", &timestamp(*at))?;
+                }
+                s.serialize_field("mentions", &mentions.users)?;
+                if mentions.room {
+                    s.serialize_field("mentionsRoom", &true)?;
+                }
+            }
+            Body::Deleted { by, .. } => {
+                s.serialize_field("deleted", &true)?;
+                s.serialize_field("deletedBy", by)?;
+            }
+        }
+        s.serialize_field("reactions", &ReactionsView(m))?;
         s.end()
     }
+}
+
+/// A message's text changed: `message edited`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditEvent {
+    pub chat_seq: RoomId,
+    pub seq: Seq,
+    pub msg_id: MsgId,
+    pub content: Arc<str>,
+    pub edited_at: String,
+    pub mentions: Vec<UserId>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_room: bool,
+}
+
+/// A message was taken back: `message deleted`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteEvent {
+    pub chat_seq: RoomId,
+    pub seq: Seq,
+    pub msg_id: MsgId,
+    pub by_user_id: UserId,
+}
+
+/// A reaction was added or removed: `reaction`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionEvent {
+    pub chat_seq: RoomId,
+    pub seq: Seq,
+    pub msg_id: MsgId,
+    pub emoji: Arc<str>,
+    pub user_id: UserId,
+    pub added: bool,
 }
 
 /// Why a user is no longer in a room.
@@ -272,6 +360,7 @@ pub struct RoleEvent {
 pub struct ResyncEvent {
     pub chat_seq: RoomId,
     pub last_msg_id: MsgId,
+    pub last_seq: Seq,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -302,7 +391,11 @@ pub enum Event {
     UserUnban(ModerationEvent),
     RoomUpdate(RoomUpdateEvent),
     Invite(InviteEvent),
+    /// A new message (or, in a replay, a message posted since, as it is now).
     Chat(MessageView),
+    MessageEdited(EditEvent),
+    MessageDeleted(DeleteEvent),
+    Reaction(ReactionEvent),
     Resync(ResyncEvent),
     /// The user's read marker in a room moved (on another connection, maybe).
     Read(ReadEvent),
@@ -325,9 +418,26 @@ impl Event {
             Self::RoomUpdate(_) => "room update",
             Self::Invite(_) => "invite",
             Self::Chat(_) => "chat",
+            Self::MessageEdited(_) => "message edited",
+            Self::MessageDeleted(_) => "message deleted",
+            Self::Reaction(_) => "reaction",
             Self::Resync(_) => "resync",
             Self::Read(_) => "read",
             Self::Error(_) => "error",
+        }
+    }
+}
+
+impl Event {
+    /// The room and change number of a change event (a message, an edit, a delete, a
+    /// reaction): what a resuming session compares to drop what its replay sent.
+    pub fn change(&self) -> Option<(RoomId, Seq)> {
+        match self {
+            Self::Chat(view) => Some((view.message.room_id, view.message.seq)),
+            Self::MessageEdited(e) => Some((e.chat_seq, e.seq)),
+            Self::MessageDeleted(e) => Some((e.chat_seq, e.seq)),
+            Self::Reaction(e) => Some((e.chat_seq, e.seq)),
+            _ => None,
         }
     }
 }

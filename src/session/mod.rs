@@ -26,9 +26,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::chat::view::{ErrorEvent, Event, MessageView, ResyncEvent};
-use crate::chat::{Caller, Chat, Replay, Sent};
+use crate::chat::{Caller, Chat, Replay, ResumeFrom, Sent};
 use crate::events::{CloseReason, Control, Delivery, Subscription};
-use crate::model::{MsgId, RoomId};
+use crate::model::RoomId;
 pub use command::{decode_command, Command};
 pub use resume::parse_resume;
 
@@ -71,14 +71,16 @@ pub struct Session {
     /// Resolves when the bus wants the connection closed. Made once: a fresh wait on
     /// every step would lock the control twice per delivery.
     closed: Pin<Box<dyn Future<Output = CloseReason> + Send>>,
-    /// Rooms replayed on resume: the newest `msgId` the client has. A live `chat`
-    /// event at or below it (queued while the replay was read) is not sent twice.
-    replayed: HashMap<RoomId, MsgId>,
+    /// Rooms replayed on resume: how far the client now has them (the newest
+    /// `msgId`, or the newest change). A live event the replay covered (queued while
+    /// it was read) is not sent twice: a `chat` at or below the `msgId`, or any
+    /// change at or below the `seq`.
+    replayed: HashMap<RoomId, ResumeFrom>,
     /// Rooms still to replay, in the client's order.
-    resume: VecDeque<(RoomId, MsgId)>,
-    /// Replayed messages of the current room not yet in the outbox.
-    replaying: VecDeque<MessageView>,
-    /// Messages the replay may still send, over every room (`limits.replay_total_max`).
+    resume: VecDeque<(RoomId, ResumeFrom)>,
+    /// Replayed events of the current room not yet in the outbox.
+    replaying: VecDeque<Event>,
+    /// Events the replay may still send, over every room (`limits.replay_total_max`).
     replay_budget: usize,
     /// Accepted messages waiting for the disk (`sync` mode), answered in order.
     waiting: FuturesOrdered<Pin<Box<dyn Future<Output = Answer> + Send>>>,
@@ -97,7 +99,7 @@ impl Session {
         chat: Arc<Chat>,
         caller: Caller,
         subscription: Subscription<Event>,
-        resume: Vec<(RoomId, MsgId)>,
+        resume: Vec<(RoomId, ResumeFrom)>,
     ) -> Self {
         let mut outbox = VecDeque::new();
         outbox.push_back(event(Event::Rooms(chat.my_rooms(caller.user_id))));
@@ -185,11 +187,12 @@ impl Session {
     }
 
     fn already_sent(&self, delivery: &Delivery<Event>) -> bool {
-        match &delivery.event {
-            Event::Chat(view) => self
-                .replayed
-                .get(&view.message.room_id)
-                .is_some_and(|&upto| view.message.msg_id <= upto),
+        let Some((room_id, seq)) = delivery.event.change() else {
+            return false;
+        };
+        match (self.replayed.get(&room_id), &delivery.event) {
+            (Some(ResumeFrom::Seq(upto)), _) => seq <= *upto,
+            (Some(ResumeFrom::Msg(upto)), Event::Chat(view)) => view.message.msg_id <= *upto,
             _ => false,
         }
     }
@@ -207,36 +210,36 @@ impl Session {
     /// Moves the next piece of the replay into the outbox.
     fn replay_step(&mut self) {
         if self.replaying.is_empty() {
-            if let Some((room_id, last)) = self.resume.pop_front() {
-                self.replay_room(room_id, last);
+            if let Some((room_id, from)) = self.resume.pop_front() {
+                self.replay_room(room_id, from);
             }
         }
         for _ in 0..MAX_BATCH {
-            let Some(view) = self.replaying.pop_front() else {
+            let Some(replayed) = self.replaying.pop_front() else {
                 break;
             };
-            self.outbox.push_back(event(Event::Chat(view)));
+            self.outbox.push_back(event(replayed));
         }
     }
 
-    /// What the client missed in one room after the last `msgId` it has, or a
-    /// `resync` where that is too much (for the room, or for what the replay may
-    /// still send in all).
-    fn replay_room(&mut self, room_id: RoomId, last: MsgId) {
+    /// What the client missed in one room after the last message (or change) it
+    /// has, or a `resync` where that is too much (for the room, or for what the
+    /// replay may still send in all).
+    fn replay_room(&mut self, room_id: RoomId, from: ResumeFrom) {
         let refused = match self
             .chat
-            .replay(self.caller, room_id, last, self.replay_budget)
+            .replay(self.caller, room_id, from, self.replay_budget)
         {
-            Ok(Replay::Messages(missed)) => {
-                let upto = missed.last().map_or(last, |m| m.message.msg_id.max(last));
-                self.replay_budget = self.replay_budget.saturating_sub(missed.len());
+            Ok(Replay::Events { events, upto }) => {
+                self.replay_budget = self.replay_budget.saturating_sub(events.len());
                 self.replayed.insert(room_id, upto);
-                self.replaying = missed.into();
+                self.replaying = events.into();
                 return;
             }
-            Ok(Replay::TooFar { newest }) => Event::Resync(ResyncEvent {
+            Ok(Replay::TooFar { newest, last_seq }) => Event::Resync(ResyncEvent {
                 chat_seq: room_id,
                 last_msg_id: newest,
+                last_seq,
             }),
             Err(e) => Event::Error(refusal(&e, json!({"event": "resume", "chatSeq": room_id}))),
         };

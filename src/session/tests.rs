@@ -7,8 +7,9 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use super::*;
-use crate::chat::NewRoom;
+use crate::chat::{NewRoom, ResumeFrom};
 use crate::config::{Config, Durability};
+use crate::model::{MsgId, Seq};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -168,10 +169,15 @@ async fn resume_pairs_are_deduplicated_and_capped() {
     let room = w.room(alice, "general").await;
     assert_eq!(
         parse_resume(&w.chat, alice, &format!("{room}:5,{room}:3,{room}:9,")).expect("valid"),
-        [(room, MsgId::new(3))]
+        [(room, ResumeFrom::Msg(MsgId::new(3)))]
     );
     assert_eq!(parse_resume(&w.chat, alice, "").expect("valid"), []);
-    for bad in ["3", "3:x", "a:1", "3:-1", "1:2:3"] {
+    assert_eq!(
+        parse_resume(&w.chat, alice, &format!("{room}:5:9,{room}:4:7,{room}:2")).expect("valid"),
+        [(room, ResumeFrom::Seq(Seq::new(7)))],
+        "the earlier change; a change number wins over a message id"
+    );
+    for bad in ["3", "3:x", "a:1", "3:-1", "1:2:x", "1:2:3:4", "1::3"] {
         assert!(parse_resume(&w.chat, alice, bad).is_err(), "{bad}");
     }
     // One room of alice's, and room for rooms she has just left: no more.
@@ -194,7 +200,7 @@ async fn resume_pairs_are_deduplicated_and_capped() {
     let repeated = vec![format!("{room}:0"); 15_000].join(",");
     assert_eq!(
         parse_resume(&w.chat, alice, &repeated).expect("valid"),
-        [(room, MsgId::ZERO)]
+        [(room, ResumeFrom::Msg(MsgId::ZERO))]
     );
 }
 
@@ -340,4 +346,29 @@ async fn sync_mode_answers_a_resend_of_a_stored_message() {
     session.command(chat(room, "once", Some("dup-1")), None);
     // No flush: nothing new waits for the disk, and the answer comes anyway.
     assert_eq!(msg_ids(&next(&mut session).await.expect("open")), [1]);
+}
+
+#[tokio::test]
+async fn a_resume_by_change_number_replays_the_log_once() {
+    let w = world(|_| {}).await;
+    let alice = w.user("alice").await;
+    let room = w.room(alice, "general").await;
+    for n in 1..=5 {
+        w.say(alice, room, &format!("m{n}")).await;
+    }
+    let mut session = w.session(alice, &format!("{room}:1:3"));
+    w.say(alice, room, "m6").await;
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        seen.extend(next(&mut session).await.expect("open"));
+    }
+    assert_eq!(seen[0].0, "rooms");
+    assert_eq!(seen[0].1[0]["lastSeq"], 5, "{:?}", seen[0]);
+    let seqs: Vec<u64> = seen[1..]
+        .iter()
+        .map(|(_, data)| data["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [4, 5, 6], "LASTMSGID is not used, LASTSEQ is");
+    w.say(alice, room, "m7").await;
+    assert_eq!(msg_ids(&next(&mut session).await.expect("open")), [7]);
 }

@@ -20,11 +20,13 @@ use super::{Store, StoreError, StoreResult, CLEAN_KEY};
 const MAGIC: &[u8] = b"DAEHWA-BACKUP 1\n";
 /// The trees whose records others point to come after the message trees; read
 /// markers, which point to messages, come before them.
-const ORDER_FIRST: [&str; 4] = [
+const ORDER_FIRST: [&str; 6] = [
     "roomid_userid_readmsgid",
     "roomid_msgid_message",
+    "roomid_seq_change",
     "userid_clientmsgid_ref",
     "roomid_reservedmsgid",
+    "roomid_reservedseq",
 ];
 /// Records written per sled batch on restore.
 const RESTORE_BATCH: usize = 10_000;

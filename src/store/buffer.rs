@@ -1,17 +1,23 @@
-//! The write-behind buffer: messages accepted but not yet written to sled.
+//! The write-behind buffer: changes accepted but not yet written to sled (new
+//! messages, edits, deletes, reactions), each with the message as it is after it.
 //!
 //! Discipline: a flush swaps the pending batch out under the lock and writes it
 //! outside the lock; until the write has succeeded the batch stays visible to readers
 //! as `in_flight`, so a reader never sees a gap. A failed write keeps `in_flight` and
 //! is retried by the next flush, before anything newer: sled receives each room's
-//! messages in `msg_id` order, so what is on disk is always a prefix of each room.
+//! changes in `seq` order, so what is on disk is always a prefix of each room's log.
 //!
-//! Batches are numbered (generations). A writer learns the generation its message
+//! Readers see the newest state of a message: the pending batch's, else the one in
+//! flight, else the disk's. Messages posted since the last flush are all in the
+//! buffer, so history below the first of them comes from the disk (overlaid with the
+//! buffer's edits, deletes and reactions of older messages).
+//!
+//! Batches are numbered (generations). A writer learns the generation its change
 //! went into and can wait until that generation is durable: that is how `sync`
-//! durability acknowledges a message only once it is on disk (group commit: one flush
+//! durability acknowledges a change only once it is on disk (group commit: one flush
 //! for everything that arrived while the previous flush ran).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -19,19 +25,30 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 use super::{StoreError, StoreResult};
-use crate::model::{Message, MsgId, RoomId};
+use crate::model::{Change, ChangeKind, Message, MsgId, RoomId, Seq};
 
-/// Messages of several rooms, each room's in `msg_id` order.
+/// Changes of several rooms, each room's in `seq` order.
 #[derive(Default)]
 pub struct Batch {
-    rooms: HashMap<RoomId, Vec<Arc<Message>>>,
+    rooms: HashMap<RoomId, RoomBatch>,
     len: usize,
 }
 
+/// One room's part of a batch.
+#[derive(Default)]
+struct RoomBatch {
+    /// In `seq` order.
+    changes: Vec<Arc<Change>>,
+    /// The newest state of every message changed in this batch.
+    messages: BTreeMap<MsgId, Arc<Message>>,
+    /// The first message posted in this batch: every later one is in it too.
+    first_posted: Option<MsgId>,
+}
+
 impl Batch {
-    /// Every message, each room's in `msg_id` order.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Message>> {
-        self.rooms.values().flatten()
+    /// Every change, each room's in `seq` order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Change>> {
+        self.rooms.values().flat_map(|room| room.changes.iter())
     }
 
     pub fn len(&self) -> usize {
@@ -40,6 +57,17 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    fn push(&mut self, change: Arc<Change>) {
+        let room = self.rooms.entry(change.room_id()).or_default();
+        if change.kind == ChangeKind::Posted && room.first_posted.is_none() {
+            room.first_posted = Some(change.msg_id());
+        }
+        room.messages
+            .insert(change.msg_id(), Arc::clone(&change.message));
+        room.changes.push(change);
+        self.len += 1;
     }
 }
 
@@ -95,7 +123,7 @@ pub struct FlushReport {
 }
 
 impl FlushReport {
-    pub fn messages(&self) -> usize {
+    pub fn changes(&self) -> usize {
         self.batch.as_ref().map_or(0, |b| b.len)
     }
 }
@@ -115,26 +143,20 @@ impl WriteBehind {
         self.flushing.blocking_lock()
     }
 
-    /// Buffers a message; the generation it will be written in.
-    pub fn push(&self, message: Arc<Message>) -> Generation {
+    /// Buffers a change; the generation it will be written in.
+    pub fn push(&self, change: Arc<Change>) -> Generation {
         let generation = {
             let mut state = self.state();
-            state.pending.len += 1;
-            state
-                .pending
-                .rooms
-                .entry(message.room_id)
-                .or_default()
-                .push(message);
+            state.pending.push(change);
             state.pending_generation
         };
         self.pushed.notify_one();
         generation
     }
 
-    /// The newest generation that holds a message: the batch being filled if it has
+    /// The newest generation that holds a change: the batch being filled if it has
     /// any, else the one before it (being written, or already durable). Every
-    /// message pushed so far is durable once this generation is; waiting for it never
+    /// change pushed so far is durable once this generation is; waiting for it never
     /// waits for a batch that no flush will write.
     pub fn newest_generation(&self) -> Generation {
         let state = self.state();
@@ -154,7 +176,7 @@ impl WriteBehind {
         self.failing.load(Ordering::Relaxed)
     }
 
-    /// Resolves once a message has been pushed since the last call.
+    /// Resolves once a change has been pushed since the last call.
     pub async fn pushed(&self) {
         self.pushed.notified().await
     }
@@ -166,8 +188,48 @@ impl WriteBehind {
         let _ = durable.wait_for(|d| *d >= generation).await;
     }
 
-    /// Up to `count` buffered messages of `room` with `msg_id < before`, oldest first,
-    /// and the id below which the rest of the room's history is on disk.
+    /// The parts of the buffer that hold `room`, newest first: pending, in flight.
+    fn parts(state: &State, room: RoomId) -> impl Iterator<Item = &RoomBatch> {
+        [
+            state.pending.rooms.get(&room),
+            state
+                .in_flight
+                .as_ref()
+                .and_then(|(_, b)| b.rooms.get(&room)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The newest buffered state of a message, if it changed since the last flush.
+    pub fn message(&self, room: RoomId, msg_id: MsgId) -> Option<Arc<Message>> {
+        let state = self.state();
+        let found = Self::parts(&state, room).find_map(|part| part.messages.get(&msg_id).cloned());
+        found
+    }
+
+    /// Replaces messages read from the disk with their newer buffered states.
+    pub fn overlay(&self, room: RoomId, messages: &mut [Arc<Message>]) {
+        let state = self.state();
+        for part in Self::parts(&state, room)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            if part.messages.is_empty() {
+                continue;
+            }
+            for message in messages.iter_mut() {
+                if let Some(newer) = part.messages.get(&message.msg_id) {
+                    *message = Arc::clone(newer);
+                }
+            }
+        }
+    }
+
+    /// Up to `count` messages of `room` posted since the last flush with
+    /// `msg_id < before`, oldest first, as they are now; and the id below which the
+    /// rest of the room's history is on disk.
     pub fn newest_before(
         &self,
         room: RoomId,
@@ -175,25 +237,53 @@ impl WriteBehind {
         count: usize,
     ) -> (Vec<Arc<Message>>, MsgId) {
         let state = self.state();
+        let parts: Vec<&RoomBatch> = Self::parts(&state, room).collect();
+        let Some(first_posted) = parts.iter().filter_map(|p| p.first_posted).min() else {
+            return (Vec::new(), before);
+        };
+        // Every message from `first_posted` on is in a part; the pending part's state
+        // is the newer.
         let mut newest_first = Vec::new();
-        let mut disk_before = before;
-        let parts = [
-            state.pending.rooms.get(&room),
-            state
-                .in_flight
-                .as_ref()
-                .and_then(|(_, b)| b.rooms.get(&room)),
-        ];
-        for part in parts.into_iter().flatten() {
-            if let Some(first) = part.first() {
-                disk_before = disk_before.min(first.msg_id);
+        let mut msg_id = before;
+        while newest_first.len() < count && msg_id > first_posted {
+            let below = parts
+                .iter()
+                .filter_map(|p| p.messages.range(first_posted..msg_id).next_back())
+                .map(|(id, _)| *id)
+                .max();
+            let Some(id) = below else { break };
+            if let Some(message) = parts.iter().find_map(|p| p.messages.get(&id)) {
+                newest_first.push(Arc::clone(message));
             }
-            let end = part.partition_point(|m| m.msg_id < before);
-            let room_left = count - newest_first.len();
-            newest_first.extend(part[..end].iter().rev().take(room_left).cloned());
+            msg_id = id;
         }
         newest_first.reverse();
-        (newest_first, disk_before)
+        (newest_first, before.min(first_posted))
+    }
+
+    /// Up to `count` buffered changes of `room` with `seq > after`, in order; and the
+    /// first buffered `seq` of the room (changes before it are on disk).
+    pub fn changes_after(
+        &self,
+        room: RoomId,
+        after: Seq,
+        count: usize,
+    ) -> (Vec<Arc<Change>>, Option<Seq>) {
+        let state = self.state();
+        let mut parts: Vec<&RoomBatch> = Self::parts(&state, room).collect();
+        // Oldest first: in flight, then pending.
+        parts.reverse();
+        let first = parts.iter().find_map(|p| p.changes.first()).map(|c| c.seq);
+        let changes = parts
+            .iter()
+            .flat_map(|p| {
+                let start = p.changes.partition_point(|c| c.seq <= after);
+                p.changes[start..].iter()
+            })
+            .take(count)
+            .cloned()
+            .collect();
+        (changes, first)
     }
 
     /// Writes the oldest batch with `write` on a blocking thread. On failure the
@@ -241,15 +331,30 @@ impl WriteBehind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Body, Mentions, UserId};
 
-    fn message(room_id: u64, msg_id: u64) -> Arc<Message> {
-        Arc::new(Message {
-            room_id: RoomId::new(room_id),
-            msg_id: MsgId::new(msg_id),
-            sender_id: crate::model::UserId::new(1),
-            content: format!("m{msg_id}").into(),
-            created_at: 0,
-            client_msg_id: None,
+    fn posted(room_id: u64, msg_id: u64) -> Arc<Change> {
+        change(room_id, msg_id, msg_id, ChangeKind::Posted, "m")
+    }
+
+    fn change(room_id: u64, msg_id: u64, seq: u64, kind: ChangeKind, text: &str) -> Arc<Change> {
+        Arc::new(Change {
+            seq: Seq::new(seq),
+            kind,
+            message: Arc::new(Message {
+                room_id: RoomId::new(room_id),
+                msg_id: MsgId::new(msg_id),
+                seq: Seq::new(msg_id),
+                sender_id: UserId::new(1),
+                created_at: 0,
+                client_msg_id: None,
+                body: Body::Text {
+                    content: format!("{text}{msg_id}").into(),
+                    edited_at: None,
+                    mentions: Mentions::default(),
+                },
+                reactions: Vec::new(),
+            }),
         })
     }
 
@@ -257,30 +362,34 @@ mod tests {
         messages.iter().map(|m| m.msg_id.get()).collect()
     }
 
+    fn room(id: u64) -> RoomId {
+        RoomId::new(id)
+    }
+
     #[tokio::test]
     async fn readers_see_pending_and_in_flight_in_order() {
         let buffer = WriteBehind::default();
         for id in 5..=7 {
-            assert_eq!(buffer.push(message(1, id)), 1);
+            assert_eq!(buffer.push(posted(1, id)), 1);
         }
-        buffer.push(message(2, 1));
+        buffer.push(posted(2, 1));
         // A failing write leaves 5..=7 in flight; 8 and 9 arrive after it.
         let failed = buffer
             .flush(|_| Err(StoreError::NotOurs("disk full".into())))
             .await;
         assert!(failed.is_err());
         assert!(buffer.is_failing());
-        assert_eq!(buffer.push(message(1, 8)), 2);
+        assert_eq!(buffer.push(posted(1, 8)), 2);
         assert_eq!(buffer.newest_generation(), 2);
-        buffer.push(message(1, 9));
+        buffer.push(posted(1, 9));
         assert_eq!(buffer.len(), 6);
 
-        let (page, disk_before) = buffer.newest_before(RoomId::new(1), MsgId::MAX, 10);
+        let (page, disk_before) = buffer.newest_before(room(1), MsgId::MAX, 10);
         assert_eq!(ids(&page), [5, 6, 7, 8, 9]);
         assert_eq!(disk_before, MsgId::new(5));
-        let (page, _) = buffer.newest_before(RoomId::new(1), MsgId::new(9), 2);
+        let (page, _) = buffer.newest_before(room(1), MsgId::new(9), 2);
         assert_eq!(ids(&page), [7, 8]);
-        let (page, disk_before) = buffer.newest_before(RoomId::new(1), MsgId::new(4), 2);
+        let (page, disk_before) = buffer.newest_before(room(1), MsgId::new(4), 2);
         assert!(page.is_empty());
         assert_eq!(disk_before, MsgId::new(4));
 
@@ -291,7 +400,7 @@ mod tests {
             let batch = report.batch.expect("a batch");
             let mut ids: Vec<_> = batch
                 .iter()
-                .map(|m| (m.room_id.get(), m.msg_id.get()))
+                .map(|c| (c.room_id().get(), c.msg_id().get()))
                 .collect();
             ids.sort();
             written.push(ids);
@@ -304,5 +413,42 @@ mod tests {
         assert_eq!(written[1], [(1, 8), (1, 9)]);
         assert_eq!(buffer.len(), 0);
         assert!(!buffer.is_failing());
+    }
+
+    #[tokio::test]
+    async fn changes_of_older_messages_overlay_the_disk() {
+        let buffer = WriteBehind::default();
+        // Message 3 is on disk; it is edited, then 10 is posted; 3 is edited again.
+        buffer.push(change(1, 3, 20, ChangeKind::Edited, "first edit "));
+        let _ = buffer
+            .flush(|_| Err(StoreError::NotOurs("stuck".into())))
+            .await;
+        buffer.push(change(1, 10, 21, ChangeKind::Posted, "new "));
+        buffer.push(change(1, 3, 22, ChangeKind::Edited, "second edit "));
+
+        let (page, disk_before) = buffer.newest_before(room(1), MsgId::MAX, 5);
+        assert_eq!(
+            ids(&page),
+            [10],
+            "only posted messages come from the buffer"
+        );
+        assert_eq!(disk_before, MsgId::new(10));
+        let text = |m: &Arc<Message>| m.content().map(|c| c.to_string());
+        let newest = buffer.message(room(1), MsgId::new(3)).expect("buffered");
+        assert_eq!(text(&newest).as_deref(), Some("second edit 3"));
+
+        let mut from_disk = vec![change(1, 2, 2, ChangeKind::Posted, "disk ").message.clone()];
+        from_disk.push(change(1, 3, 3, ChangeKind::Posted, "disk ").message.clone());
+        buffer.overlay(room(1), &mut from_disk);
+        assert_eq!(text(&from_disk[0]).as_deref(), Some("disk 2"));
+        assert_eq!(text(&from_disk[1]).as_deref(), Some("second edit 3"));
+
+        let (changes, first) = buffer.changes_after(room(1), Seq::new(20), 10);
+        let seqs: Vec<u64> = changes.iter().map(|c| c.seq.get()).collect();
+        assert_eq!(seqs, [21, 22]);
+        assert_eq!(first, Some(Seq::new(20)));
+        let (changes, _) = buffer.changes_after(room(1), Seq::ZERO, 2);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(buffer.changes_after(room(2), Seq::ZERO, 9).1, None);
     }
 }

@@ -7,6 +7,7 @@
 
 mod backup;
 mod buffer;
+mod migrate;
 mod records;
 
 use std::path::Path;
@@ -25,9 +26,9 @@ use records::*;
 
 /// Written into the `meta` tree of a new database; a database without it, or with
 /// another value, is not ours and is never written to.
-const SCHEMA: &[u8] = b"daehwa/1";
+const SCHEMA: &[u8] = b"daehwa/2";
 const SCHEMA_KEY: &[u8] = b"schema";
-/// Messages per sled batch when a flush writes the buffer.
+/// Changes per sled batch when a flush writes the buffer.
 const WRITE_CHUNK: usize = 1000;
 /// Present in `meta` exactly while the database is closed after a graceful shutdown.
 const CLEAN_KEY: &[u8] = b"clean_shutdown";
@@ -68,11 +69,15 @@ struct Inner {
     roomid_room: sled::Tree,
     /// room id ++ user id → [`MemberRecord`].
     roomid_userid_member: sled::Tree,
-    /// room id ++ msg id → [`MessageRecord`].
+    /// room id ++ msg id → [`MessageRecord`]: each message as it is now.
     roomid_msgid_message: sled::Tree,
+    /// room id ++ seq → [`ChangeRecord`]: each room's log of changes.
+    roomid_seq_change: sled::Tree,
     /// room id → the highest `msg_id` that may have been handed out. Made durable
     /// before any id above it is used, so a crash never leads to an id used twice.
     roomid_reservedmsgid: sled::Tree,
+    /// room id → the highest `seq` that may have been handed out, likewise.
+    roomid_reservedseq: sled::Tree,
     /// user id ++ clientMsgId → [`MessageRef`], written with the message itself.
     userid_clientmsgid_ref: sled::Tree,
     /// room id ++ user id → the member's read marker, a big-endian msg id. Written
@@ -88,7 +93,7 @@ struct Inner {
     userid_userid_block: sled::Tree,
     /// `meta`: the schema marker and the clean-shutdown marker.
     meta: sled::Tree,
-    /// Messages accepted but not yet in `roomid_msgid_message`.
+    /// Changes accepted but not yet on disk.
     buffer: WriteBehind,
     /// Whether the previous run ended with a graceful shutdown.
     clean_start: bool,
@@ -182,6 +187,58 @@ fn remove_pair(tree: &sled::Tree, a: u64, b: u64) -> StoreResult<()> {
     Ok(())
 }
 
+/// What one chunk of a flush writes, one sled batch per tree, applied in an order
+/// that a crash can only cut, never reorder (sled recovers its log in order, and a
+/// batch whole or not at all):
+/// 1. what points to messages (client-id references; indexes of what a message
+///    says join here): after a crash a stored message has all of them, and one
+///    whose message is missing is recognized as unused;
+/// 2. the messages as they are after the chunk's changes;
+/// 3. the log entries: a logged change always finds its message at least as new.
+#[derive(Default)]
+struct ChunkWrites {
+    references: sled::Batch,
+    messages: sled::Batch,
+    log: sled::Batch,
+}
+
+impl ChunkWrites {
+    fn add(&mut self, change: &Change) -> StoreResult<()> {
+        let message = &change.message;
+        let room = message.room_id.get();
+        if change.kind == ChangeKind::Posted {
+            if let Some(client_id) = &message.client_msg_id {
+                let reference = MessageRefRecord {
+                    room_id: room,
+                    msg_id: message.msg_id.get(),
+                    created_at: message.created_at,
+                };
+                self.references.insert(
+                    client_key(message.sender_id, client_id),
+                    encode(&reference)?,
+                );
+            }
+        }
+        // A later change of the same message in this chunk replaces the state.
+        self.messages.insert(
+            &pair_key(room, message.msg_id.get()),
+            encode(&MessageRecord::from(&**message))?,
+        );
+        self.log.insert(
+            &pair_key(room, change.seq.get()),
+            encode(&ChangeRecord::from(change))?,
+        );
+        Ok(())
+    }
+
+    fn apply(self, inner: &Inner) -> StoreResult<()> {
+        inner.userid_clientmsgid_ref.apply_batch(self.references)?;
+        inner.roomid_msgid_message.apply_batch(self.messages)?;
+        inner.roomid_seq_change.apply_batch(self.log)?;
+        Ok(())
+    }
+}
+
 impl Store {
     /// Opens (or creates) the database in `path`. Refuses a directory that holds
     /// something other than a daehwa database, without writing to it.
@@ -218,7 +275,8 @@ impl Store {
         // `schema` → SCHEMA, and the clean-shutdown marker.
         let meta = db.open_tree("meta")?;
         match meta.get(SCHEMA_KEY)? {
-            Some(found) if found == SCHEMA => {}
+            Some(found) if found == SCHEMA => migrate::tidy(&db)?,
+            Some(found) if found == migrate::FROM => migrate::run(&db, &meta, path)?,
             Some(found) => {
                 return Err(StoreError::NotOurs(format!(
                     "{} holds schema {:?}, this daehwa reads {:?}",
@@ -245,6 +303,8 @@ impl Store {
         db.flush()?;
         let inner = Inner {
             roomid_reservedmsgid: db.open_tree("roomid_reservedmsgid")?,
+            roomid_reservedseq: db.open_tree("roomid_reservedseq")?,
+            roomid_seq_change: db.open_tree("roomid_seq_change")?,
             userid_clientmsgid_ref: db.open_tree("userid_clientmsgid_ref")?,
             roomid_userid_readmsgid: db.open_tree("roomid_userid_readmsgid")?,
             roomid_userid_ban: db.open_tree("roomid_userid_ban")?,
@@ -505,7 +565,7 @@ impl Store {
     // ----- messages -----
 
     /// Whether the previous run ended with a graceful shutdown (so that every
-    /// message it acknowledged is on disk).
+    /// change it acknowledged is on disk).
     pub fn clean_start(&self) -> bool {
         self.inner.clean_start
     }
@@ -521,38 +581,69 @@ impl Store {
         {
             Some(entry) => {
                 let (k, v) = entry?;
-                let message = Message::from(decode::<MessageRecord>(&v)?);
-                Ok((MsgId::new(id_of(&k[8..])?), Some(message.created_at)))
+                let record: MessageRecord = decode(&v)?;
+                Ok((MsgId::new(id_of(&k[8..])?), Some(record.created_at)))
             }
             None => Ok((MsgId::ZERO, None)),
         }
     }
 
-    pub fn load_reservations(&self) -> StoreResult<Vec<(RoomId, MsgId)>> {
+    /// The highest `seq` of a room's log on disk (the buffer is empty at start-up).
+    pub fn last_seq(&self, room: RoomId) -> StoreResult<Seq> {
+        match self
+            .inner
+            .roomid_seq_change
+            .scan_prefix(key(room.get()))
+            .next_back()
+        {
+            Some(entry) => Ok(Seq::new(id_of(&entry?.0[8..])?)),
+            None => Ok(Seq::ZERO),
+        }
+    }
+
+    /// Every room's reservations: the highest `msg_id` and `seq` that may have been
+    /// handed out.
+    pub fn load_reservations(&self) -> StoreResult<Vec<(RoomId, MsgId, Seq)>> {
+        let seqs: std::collections::HashMap<u64, u64> = self
+            .inner
+            .roomid_reservedseq
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((id_of(&k)?, id_of(&v)?))
+            })
+            .collect::<StoreResult<_>>()?;
         self.inner
             .roomid_reservedmsgid
             .iter()
             .map(|entry| {
                 let (k, v) = entry?;
-                Ok((RoomId::new(id_of(&k)?), MsgId::new(id_of(&v)?)))
+                let room = id_of(&k)?;
+                let seq = seqs.get(&room).copied().unwrap_or(0);
+                Ok((RoomId::new(room), MsgId::new(id_of(&v)?), Seq::new(seq)))
             })
             .collect()
     }
 
-    /// Records that ids up to `upto` may be handed out in `room`, durably, before
-    /// returning. Blocks for one sled flush; callers reserve ids in blocks.
-    pub fn reserve_msg_ids(&self, room: RoomId, upto: MsgId) -> StoreResult<()> {
+    /// Records that ids up to `msg_upto` and changes up to `seq_upto` may be handed
+    /// out in `room`, durably, before returning. Blocks for one sled flush; callers
+    /// reserve in blocks.
+    pub fn reserve(&self, room: RoomId, msg_upto: MsgId, seq_upto: Seq) -> StoreResult<()> {
+        let room = key(room.get());
         self.inner
             .roomid_reservedmsgid
-            .insert(key(room.get()), &key(upto.get()))?;
+            .insert(room, &key(msg_upto.get()))?;
+        self.inner
+            .roomid_reservedseq
+            .insert(room, &key(seq_upto.get()))?;
         self.inner.db.flush()?;
         Ok(())
     }
 
-    /// Accepts a message: from now on every reader sees it; the next flush stores it.
+    /// Accepts a change: from now on every reader sees it; the next flush stores it.
     /// The generation of the batch it will be stored in.
-    pub fn append_message(&self, message: Arc<Message>) -> Generation {
-        self.inner.buffer.push(message)
+    pub fn append(&self, change: Arc<Change>) -> Generation {
+        self.inner.buffer.push(change)
     }
 
     /// The generation of the batch being filled now.
@@ -560,14 +651,37 @@ impl Store {
         self.inner.buffer.newest_generation()
     }
 
-    /// One message, from the buffer or the disk.
-    pub fn message(&self, room: RoomId, msg_id: MsgId) -> StoreResult<Option<Arc<Message>>> {
-        let found = self.history(room, msg_id.next(), 1, true)?;
-        Ok(found.into_iter().next().filter(|m| m.msg_id == msg_id))
+    fn disk_message(&self, room: RoomId, msg_id: MsgId) -> StoreResult<Option<Message>> {
+        match self
+            .inner
+            .roomid_msgid_message
+            .get(pair_key(room.get(), msg_id.get()))?
+        {
+            Some(v) => Ok(Some(
+                decode::<MessageRecord>(&v)?.into_message(room, msg_id),
+            )),
+            None => Ok(None),
+        }
     }
 
-    /// Up to `count` messages of `room` with `msg_id < before`, oldest first: from
-    /// the buffer and the disk together, or from the disk alone when
+    /// One message as it is now, from the buffer or the disk; from the disk alone
+    /// when `include_buffer` is false (what is durable).
+    pub fn message(
+        &self,
+        room: RoomId,
+        msg_id: MsgId,
+        include_buffer: bool,
+    ) -> StoreResult<Option<Arc<Message>>> {
+        if include_buffer {
+            if let Some(message) = self.inner.buffer.message(room, msg_id) {
+                return Ok(Some(message));
+            }
+        }
+        Ok(self.disk_message(room, msg_id)?.map(Arc::new))
+    }
+
+    /// Up to `count` messages of `room` with `msg_id < before`, oldest first, as they
+    /// are now: from the buffer and the disk together, or from the disk alone when
     /// `include_buffer` is false (what is durable).
     pub fn history(
         &self,
@@ -593,17 +707,76 @@ impl Store {
             .rev()
             .take(wanted)
             .map(|entry| {
-                let (_, v) = entry?;
-                Ok(Arc::new(Message::from(decode::<MessageRecord>(&v)?)))
+                let (k, v) = entry?;
+                let msg_id = MsgId::new(id_of(&k[8..])?);
+                Ok(Arc::new(
+                    decode::<MessageRecord>(&v)?.into_message(room, msg_id),
+                ))
             })
             .collect::<StoreResult<Vec<_>>>()?;
         older.reverse();
+        if include_buffer {
+            self.inner.buffer.overlay(room, &mut older);
+        }
         older.extend(buffered);
         Ok(older)
     }
 
-    /// Messages waiting in the write-behind buffer.
-    pub fn buffered_messages(&self) -> usize {
+    /// Up to `count` changes of `room` with `seq > after`, in order, each with its
+    /// message as it is now (not as it was after the change): from the buffer and
+    /// the disk, or from the disk alone when `include_buffer` is false. A logged
+    /// change whose message is missing (a crash between the two writes of a flush)
+    /// is left out.
+    pub fn changes_after(
+        &self,
+        room: RoomId,
+        after: Seq,
+        count: usize,
+        include_buffer: bool,
+    ) -> StoreResult<Vec<Change>> {
+        let (buffered, first_buffered) = if include_buffer {
+            self.inner.buffer.changes_after(room, after, count)
+        } else {
+            (Vec::new(), None)
+        };
+        let disk_end = first_buffered.map_or(u64::MAX, Seq::get);
+        let range =
+            pair_key(room.get(), after.get().saturating_add(1))..pair_key(room.get(), disk_end);
+        let mut changes = Vec::new();
+        for entry in self.inner.roomid_seq_change.range(range).take(count) {
+            let (k, v) = entry?;
+            let seq = Seq::new(id_of(&k[8..])?);
+            let record: ChangeRecord = decode(&v)?;
+            let msg_id = MsgId::new(record.msg_id);
+            let Some(message) = self.message(room, msg_id, include_buffer)? else {
+                continue;
+            };
+            changes.push(Change {
+                seq,
+                kind: record.kind.into_kind(),
+                message,
+            });
+        }
+        for change in buffered {
+            if changes.len() == count {
+                break;
+            }
+            let message = self
+                .inner
+                .buffer
+                .message(room, change.msg_id())
+                .unwrap_or_else(|| Arc::clone(&change.message));
+            changes.push(Change {
+                seq: change.seq,
+                kind: change.kind.clone(),
+                message,
+            });
+        }
+        Ok(changes)
+    }
+
+    /// Changes waiting in the write-behind buffer.
+    pub fn buffered_changes(&self) -> usize {
         self.inner.buffer.len()
     }
 
@@ -612,8 +785,8 @@ impl Store {
         self.inner.buffer.is_failing()
     }
 
-    /// Resolves once a message has been buffered since the last call.
-    pub async fn message_pushed(&self) {
+    /// Resolves once a change has been buffered since the last call.
+    pub async fn change_pushed(&self) {
         self.inner.buffer.pushed().await
     }
 
@@ -622,9 +795,9 @@ impl Store {
         self.inner.buffer.durable(generation).await
     }
 
-    /// Writes the oldest buffered batch to sled, with the client ids of its messages,
-    /// and flushes sled to disk.
-    pub async fn flush_messages(&self) -> StoreResult<FlushReport> {
+    /// Writes the oldest buffered batch to sled, with the client ids of its new
+    /// messages, and flushes sled to disk.
+    pub async fn flush_changes(&self) -> StoreResult<FlushReport> {
         let store = self.clone();
         self.inner
             .buffer
@@ -633,42 +806,20 @@ impl Store {
     }
 
     fn write_batch(&self, batch: &Batch) -> StoreResult<()> {
-        let inner = &self.inner;
-        let messages: Vec<&Arc<Message>> = batch.iter().collect();
+        let changes: Vec<&Arc<Change>> = batch.iter().collect();
         // sled 0.34 holds a process-wide write lock for the whole of an `apply_batch`,
         // which stalls every reader (history, `clientMsgId` lookups) meanwhile: a
         // batch of a flush interval's messages measured 40-60 ms stalls. Chunks keep
-        // each stall short. The batch iterates each room's messages in order, so
+        // each stall short. The batch iterates each room's changes in order, so
         // whatever chunks a crash leaves on disk are still a prefix of each room.
-        for chunk in messages.chunks(WRITE_CHUNK) {
-            let mut stored = sled::Batch::default();
-            let mut references = sled::Batch::default();
-            for message in chunk {
-                stored.insert(
-                    &pair_key(message.room_id.get(), message.msg_id.get()),
-                    encode(&MessageRecord::from(&***message))?,
-                );
-                if let Some(client_id) = &message.client_msg_id {
-                    let reference = MessageRefRecord {
-                        room_id: message.room_id.get(),
-                        msg_id: message.msg_id.get(),
-                        created_at: message.created_at,
-                    };
-                    references.insert(
-                        client_key(message.sender_id, client_id),
-                        encode(&reference)?,
-                    );
-                }
+        for chunk in changes.chunks(WRITE_CHUNK) {
+            let mut writes = ChunkWrites::default();
+            for change in chunk {
+                writes.add(change)?;
             }
-            // References first, then their messages: sled recovers its log in order,
-            // so after a crash a stored message always has its reference, and a
-            // reference without its message (the crash fell between the two) is
-            // recognized as unused. Two batches cost far less than a transaction
-            // over two trees.
-            inner.userid_clientmsgid_ref.apply_batch(references)?;
-            inner.roomid_msgid_message.apply_batch(stored)?;
+            writes.apply(&self.inner)?;
         }
-        inner.db.flush()?;
+        self.inner.db.flush()?;
         Ok(())
     }
 

@@ -188,9 +188,9 @@ impl From<MessageRefRecord> for MessageRef {
     }
 }
 
-/// A message as schema `daehwa/1` stores it.
+/// A message as schema `daehwa/1` stored it; read only by the migration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct MessageRecord {
+pub(super) struct MessageRecordV1 {
     pub room_id: u64,
     pub msg_id: u64,
     pub sender_id: u64,
@@ -199,28 +199,178 @@ pub(super) struct MessageRecord {
     pub client_msg_id: Option<String>,
 }
 
-impl From<&Message> for MessageRecord {
-    fn from(m: &Message) -> Self {
-        Self {
-            room_id: m.room_id.get(),
-            msg_id: m.msg_id.get(),
-            sender_id: m.sender_id.get(),
-            content: m.content.to_string(),
-            created_at: m.created_at,
-            client_msg_id: m.client_msg_id.clone(),
+/// A message as it is now (`daehwa/2`), under room id ++ msg id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct MessageRecord {
+    /// The change that posted it.
+    pub seq: u64,
+    pub sender_id: u64,
+    pub created_at: Millis,
+    pub client_msg_id: Option<String>,
+    pub body: BodyRecord,
+    /// (emoji, users in the order they reacted), in the order each emoji was first used.
+    pub reactions: Vec<(String, Vec<u64>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum BodyRecord {
+    Text {
+        content: String,
+        edited_at: Option<Millis>,
+        mentions: Vec<u64>,
+        mentions_room: bool,
+    },
+    /// A tombstone: no text is stored.
+    Deleted { by: u64, at: Millis },
+}
+
+impl MessageRecordV1 {
+    /// The same message in schema 2: posted by the change numbered as the message.
+    pub fn upgrade(self) -> MessageRecord {
+        MessageRecord {
+            seq: self.msg_id,
+            sender_id: self.sender_id,
+            created_at: self.created_at,
+            client_msg_id: self.client_msg_id,
+            body: BodyRecord::Text {
+                content: self.content,
+                edited_at: None,
+                mentions: Vec::new(),
+                mentions_room: false,
+            },
+            reactions: Vec::new(),
         }
     }
 }
 
-impl From<MessageRecord> for Message {
-    fn from(r: MessageRecord) -> Self {
+impl From<&Message> for MessageRecord {
+    fn from(m: &Message) -> Self {
         Self {
-            room_id: RoomId::new(r.room_id),
-            msg_id: MsgId::new(r.msg_id),
-            sender_id: UserId::new(r.sender_id),
-            content: r.content.into(),
-            created_at: r.created_at,
-            client_msg_id: r.client_msg_id,
+            seq: m.seq.get(),
+            sender_id: m.sender_id.get(),
+            created_at: m.created_at,
+            client_msg_id: m.client_msg_id.clone(),
+            body: match &m.body {
+                Body::Text {
+                    content,
+                    edited_at,
+                    mentions,
+                } => BodyRecord::Text {
+                    content: content.to_string(),
+                    edited_at: *edited_at,
+                    mentions: mentions.users.iter().map(|u| u.get()).collect(),
+                    mentions_room: mentions.room,
+                },
+                Body::Deleted { by, at } => BodyRecord::Deleted {
+                    by: by.get(),
+                    at: *at,
+                },
+            },
+            reactions: m
+                .reactions
+                .iter()
+                .map(|r| {
+                    (
+                        r.emoji.to_string(),
+                        r.users.iter().map(|u| u.get()).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl MessageRecord {
+    /// The domain's message; the ids come from the record's key.
+    pub fn into_message(self, room_id: RoomId, msg_id: MsgId) -> Message {
+        Message {
+            room_id,
+            msg_id,
+            seq: Seq::new(self.seq),
+            sender_id: UserId::new(self.sender_id),
+            created_at: self.created_at,
+            client_msg_id: self.client_msg_id,
+            body: match self.body {
+                BodyRecord::Text {
+                    content,
+                    edited_at,
+                    mentions,
+                    mentions_room,
+                } => Body::Text {
+                    content: content.into(),
+                    edited_at,
+                    mentions: Mentions {
+                        users: mentions.into_iter().map(UserId::new).collect(),
+                        room: mentions_room,
+                    },
+                },
+                BodyRecord::Deleted { by, at } => Body::Deleted {
+                    by: UserId::new(by),
+                    at,
+                },
+            },
+            reactions: self
+                .reactions
+                .into_iter()
+                .map(|(emoji, users)| Reaction {
+                    emoji: emoji.into(),
+                    users: users.into_iter().map(UserId::new).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One entry of a room's log (`daehwa/2`), under room id ++ seq. The message it
+/// changed is looked up by `msg_id`: its text is stored once, in the message, so
+/// that a delete takes it off the disk in one write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct ChangeRecord {
+    pub msg_id: u64,
+    pub kind: ChangeKindRecord,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum ChangeKindRecord {
+    Posted,
+    Edited,
+    Deleted,
+    Reacted {
+        emoji: String,
+        user: u64,
+        added: bool,
+    },
+}
+
+impl From<&Change> for ChangeRecord {
+    fn from(c: &Change) -> Self {
+        Self {
+            msg_id: c.message.msg_id.get(),
+            kind: match &c.kind {
+                ChangeKind::Posted => ChangeKindRecord::Posted,
+                ChangeKind::Edited => ChangeKindRecord::Edited,
+                ChangeKind::Deleted => ChangeKindRecord::Deleted,
+                ChangeKind::Reacted { emoji, user, added } => ChangeKindRecord::Reacted {
+                    emoji: emoji.to_string(),
+                    user: user.get(),
+                    added: *added,
+                },
+            },
+        }
+    }
+}
+
+impl ChangeKindRecord {
+    pub fn into_kind(self) -> ChangeKind {
+        match self {
+            Self::Posted => ChangeKind::Posted,
+            Self::Edited => ChangeKind::Edited,
+            Self::Deleted => ChangeKind::Deleted,
+            Self::Reacted { emoji, user, added } => ChangeKind::Reacted {
+                emoji: emoji.into(),
+                user: UserId::new(user),
+                added,
+            },
         }
     }
 }

@@ -156,12 +156,13 @@ mod tests {
         let event = Event::Resync(crate::chat::view::ResyncEvent {
             chat_seq: crate::model::RoomId::new(3),
             last_msg_id: crate::model::MsgId::new(9),
+            last_seq: crate::model::Seq::new(11),
         });
         let frame = Json::encode(&event);
         let value: Value = serde_json::from_str(&frame).expect("JSON");
         assert_eq!(
             value,
-            json!({"event": "resync", "data": {"chatSeq": 3, "lastMsgId": 9}})
+            json!({"event": "resync", "data": {"chatSeq": 3, "lastMsgId": 9, "lastSeq": 11}})
         );
     }
 }

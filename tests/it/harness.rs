@@ -248,6 +248,17 @@ pub struct Client {
 }
 
 impl Client {
+    /// A user who logged in with `token`, on `server`.
+    pub fn with_token(server: &Server, token: &str, user_id: u64) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: server.url(""),
+            ws_base: server.ws_url(""),
+            token: token.to_owned(),
+            user_id,
+        }
+    }
+
     /// The same user and token, talking to another server (e.g. after a restart).
     pub fn at(&self, server: &Server) -> Client {
         Client {

@@ -11,6 +11,7 @@ mod durability;
 mod gateway;
 mod history;
 mod limits;
+mod migration;
 mod moderation;
 mod ops;
 mod reading;
