@@ -44,6 +44,10 @@ pub struct ServerConfig {
     /// How long a graceful shutdown waits for WebSocket sessions to close.
     #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
     pub shutdown_grace: Duration,
+    /// How long after a user's last connection closes they are announced offline,
+    /// so that a reload does not flap.
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    pub presence_grace: Duration,
     /// Origins a browser may open the WebSocket from; empty allows only the
     /// server's own (the request's `Host`).
     pub allowed_origins: Vec<String>,
@@ -66,6 +70,7 @@ impl Default for ServerConfig {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shutdown_grace: Duration::from_secs(5),
+            presence_grace: Duration::from_secs(5),
             allowed_origins: Vec::new(),
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),

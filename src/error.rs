@@ -24,6 +24,8 @@ pub enum Error {
     RoomNotFound,
     #[error("no such user")]
     UserNotFound,
+    #[error("no such message")]
+    MessageNotFound,
     /// The state forbids it (a name taken, not a member, …).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -83,6 +85,7 @@ impl Error {
             Self::BadCredentials => "bad_credentials",
             Self::RoomNotFound => "room_not_found",
             Self::UserNotFound => "user_not_found",
+            Self::MessageNotFound => "message_not_found",
             Self::Internal => "internal",
         }
     }

@@ -46,6 +46,7 @@ impl Jobs {
         durability: Durability,
     ) -> Result<Self, JobSchedulerError> {
         let scheduler = JobScheduler::new().await?;
+        let presence_grace = chat.settings().presence_grace;
         let expirer = Arc::clone(&chat);
         scheduler
             .add(Job::new_repeated_async(EXPIRY_INTERVAL, move |_, _| {
@@ -70,6 +71,11 @@ impl Jobs {
             flush_interval,
             stopped.clone(),
         ))];
+        flushers.push(tokio::spawn(presence(
+            Arc::clone(&chat),
+            presence_grace,
+            stopped.clone(),
+        )));
         if durability == Durability::Sync {
             flushers.push(tokio::spawn(group_commit(chat, stopped)));
         }
@@ -155,6 +161,24 @@ async fn group_commit(chat: Arc<Chat>, mut stop: watch::Receiver<bool>) {
                 _ = tokio::time::sleep(FLUSH_RETRY_DELAY) => {}
                 _ = stopped(&mut stop) => return,
             }
+        }
+    }
+}
+
+/// How often users whose last connection closed are looked at, to announce them
+/// offline once `server.presence_grace` has passed.
+const PRESENCE_TICK: Duration = Duration::from_millis(250);
+
+/// Announces users offline once their grace has passed, until told to stop.
+async fn presence(chat: Arc<Chat>, grace: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(PRESENCE_TICK);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                chat.expire_presence(grace);
+            }
+            _ = stopped(&mut stop) => return,
         }
     }
 }

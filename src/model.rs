@@ -234,6 +234,10 @@ pub struct Change {
     pub seq: Seq,
     pub kind: ChangeKind,
     pub message: Arc<Message>,
+    /// The members this change mentions anew (a new message's mentions, or those an
+    /// edit adds), who do not block the sender: what the store indexes, with the
+    /// change, for `GET /api/users/me/mentions`.
+    pub mentioned: Vec<UserId>,
 }
 
 impl Change {

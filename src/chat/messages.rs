@@ -97,7 +97,27 @@ impl Chat {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn check_content(&self, content: &str, client_msg_id: Option<&str>) -> Result<()> {
+    /// Takes a token of the caller's message rate (messages, edits, reactions and
+    /// deletes share it).
+    pub(super) fn take_message_token(&self, caller: Caller) -> Result<()> {
+        self.limits
+            .messages
+            .take(&caller.user_id)
+            .map_err(|refusal| {
+                let wait = refusal.retry_after();
+                Error::RateLimited {
+                    code: "rate_limited",
+                    message: format!(
+                        "too many messages: at most {} per second; retry in {} ms",
+                        self.settings.messages_per_second,
+                        wait.as_millis()
+                    ),
+                    retry_after_ms: wait.as_millis() as u64,
+                }
+            })
+    }
+
+    pub(super) fn check_content(&self, content: &str, client_msg_id: Option<&str>) -> Result<()> {
         if content.is_empty() {
             return Err(Error::bad_request(
                 "empty_message",
@@ -168,21 +188,7 @@ impl Chat {
                 message: "messages cannot be stored right now; try again later".into(),
             });
         }
-        self.limits
-            .messages
-            .take(&caller.user_id)
-            .map_err(|refusal| {
-                let wait = refusal.retry_after();
-                Error::RateLimited {
-                    code: "rate_limited",
-                    message: format!(
-                        "too many messages: at most {} per second; retry in {} ms",
-                        self.settings.messages_per_second,
-                        wait.as_millis()
-                    ),
-                    retry_after_ms: wait.as_millis() as u64,
-                }
-            })?;
+        self.take_message_token(caller)?;
         let sender_name = self.username(caller.user_id);
 
         let directory = self.directory();
@@ -243,12 +249,13 @@ impl Chat {
             created_at,
             client_msg_id,
             body: Body::Text {
+                mentions: self.mentions_in(&directory, room, caller.user_id, &content),
                 content: content.into(),
                 edited_at: None,
-                mentions: Mentions::default(),
             },
             reactions: Vec::new(),
         });
+        let mentioned = self.note_mentions(&directory, room, &mut sequence, None, &message);
         if let (Some(ids), Some(client_id)) = (&mut client_ids, &message.client_msg_id) {
             ids.entry(caller.user_id).or_default().insert(
                 client_id.clone(),
@@ -263,6 +270,7 @@ impl Chat {
             seq,
             kind: ChangeKind::Posted,
             message: Arc::clone(&message),
+            mentioned,
         }));
         let view = MessageView {
             message,
@@ -314,18 +322,24 @@ impl Chat {
     /// Waits until an accepted message is stored, in `sync` mode; at once otherwise.
     pub async fn stored(&self, accepted: Accepted) -> Result<Sent> {
         if let Some(generation) = accepted.generation {
-            if tokio::time::timeout(SYNC_ACK_TIMEOUT, self.store.durable(generation))
-                .await
-                .is_err()
-            {
-                return Err(Error::Unavailable {
-                    code: "storage_unavailable",
-                    message: "the message was not stored in time; resend it with the same clientMsgId to learn whether it was"
-                        .into(),
-                });
-            }
+            self.wait_durable(generation).await?;
         }
         Ok(accepted.sent)
+    }
+
+    /// Waits until the batch of `generation` is on disk, at most [`SYNC_ACK_TIMEOUT`].
+    pub(super) async fn wait_durable(&self, generation: Generation) -> Result<()> {
+        if tokio::time::timeout(SYNC_ACK_TIMEOUT, self.store.durable(generation))
+            .await
+            .is_err()
+        {
+            return Err(Error::Unavailable {
+                code: "storage_unavailable",
+                message: "the change was not stored in time; send it again to learn whether it was (a message with the same clientMsgId)"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// Writes the oldest buffered batch to disk. In `sync` mode, delivers its
@@ -387,8 +401,25 @@ impl Chat {
 
     /// Reads from the buffer too in `buffered` mode; in `sync` mode only what is on
     /// disk, which is what has been delivered.
-    fn include_buffer(&self) -> bool {
+    pub(super) fn include_buffer(&self) -> bool {
         self.settings.durability == Durability::Buffered
+    }
+
+    /// Messages as `caller` sees them: without the reactions of users they block.
+    pub(super) fn views_for(
+        &self,
+        caller: Caller,
+        messages: Vec<Arc<Message>>,
+    ) -> Vec<MessageView> {
+        let blocked = self.directory().blocks.get(&caller.user_id).cloned();
+        let messages = match blocked {
+            Some(blocked) if !blocked.is_empty() => messages
+                .into_iter()
+                .map(|message| without_reactions_of(message, &blocked))
+                .collect(),
+            _ => messages,
+        };
+        self.views(messages)
     }
 
     fn views(&self, messages: Vec<Arc<Message>>) -> Vec<MessageView> {
@@ -451,7 +482,7 @@ impl Chat {
         })
         .await
         .map_err(|_| Error::Internal)??;
-        Ok(self.views(page))
+        Ok(self.views_for(caller, page))
     }
 
     /// What a client that reconnects missed in a room after `from`: at most `max`
@@ -505,7 +536,7 @@ impl Chat {
                     .map(|message| {
                         Event::Chat(MessageView {
                             sender_name: accounts.name_of(message.sender_id),
-                            message,
+                            message: without_reactions_of(message, &blocked),
                         })
                     })
                     .collect();
@@ -531,7 +562,13 @@ impl Chat {
                                 ChangeKind::Posted | ChangeKind::Deleted => true,
                             }
                     })
-                    .filter_map(|c| change_event(c, accounts.name_of(c.message.sender_id)))
+                    .filter_map(|c| {
+                        let shown = Change {
+                            message: without_reactions_of(Arc::clone(&c.message), &blocked),
+                            ..c.clone()
+                        };
+                        change_event(&shown, accounts.name_of(c.message.sender_id))
+                    })
                     .collect();
                 Ok(Replay::Events {
                     events,
@@ -640,6 +677,27 @@ pub(super) fn change_audience<'a>(
         reactor
             .is_none_or(|reactor| directory.blocks.is_empty() || !directory.blocks(member, reactor))
     })
+}
+
+/// The message without the reactions of `blocked` users (the same message when it
+/// has none of theirs).
+fn without_reactions_of(
+    message: Arc<Message>,
+    blocked: &std::collections::HashSet<UserId>,
+) -> Arc<Message> {
+    if !message
+        .reactions
+        .iter()
+        .any(|r| r.users.iter().any(|u| blocked.contains(u)))
+    {
+        return message;
+    }
+    let mut copy = (*message).clone();
+    for reaction in &mut copy.reactions {
+        reaction.users.retain(|u| !blocked.contains(u));
+    }
+    copy.reactions.retain(|r| !r.users.is_empty());
+    Arc::new(copy)
 }
 
 /// Who receives a message of `sender` in a room: the members who do not block them.

@@ -8,11 +8,14 @@
 
 mod accounts;
 pub mod admin;
+mod changes;
 mod limits;
+mod mentions;
 mod messages;
 mod moderation;
 pub mod password;
 mod policy;
+mod presence;
 mod reading;
 mod rooms;
 pub mod view;
@@ -32,6 +35,7 @@ pub use view::Event;
 
 pub use accounts::Caller;
 use limits::{KeyedLimit, Refusal};
+pub use mentions::MentionsPage;
 pub use messages::{Accepted, Before, Replay, ResumeFrom, Sent};
 pub use moderation::RoomChanges;
 pub use rooms::NewRoom;
@@ -57,6 +61,8 @@ pub struct Settings {
     pub concurrent_login_hashes: usize,
     pub concurrent_other_hashes: usize,
     pub history_scan_pages: u32,
+    /// How long after a user's last session closes they are announced offline.
+    pub presence_grace: std::time::Duration,
 }
 
 impl Settings {
@@ -64,6 +70,7 @@ impl Settings {
         let limits = &config.limits;
         Self {
             open_registration: config.auth.open_registration,
+            presence_grace: config.server.presence_grace,
             durability: config.storage.durability,
             max_message_bytes: limits.max_message_bytes,
             history_page_max: limits.history_page_max,
@@ -111,6 +118,10 @@ pub struct Chat {
     read_saving: tokio::sync::Mutex<()>,
     limits: Limits,
     hashing: password::Hashing,
+    /// Who is online: sessions per user, and when the last one closed.
+    presence: Mutex<presence::Presence>,
+    /// When each member last typed in each room, for the typing throttle.
+    typing_times: Mutex<presence::TypingTimes>,
 }
 
 /// The rate limits of the domain. Keys that a client chooses (an address, a name)
@@ -256,6 +267,9 @@ struct Sequence {
     read: HashMap<UserId, MsgId>,
     /// Users whose marker changed (or was dropped) since the last save.
     unsaved: HashSet<UserId>,
+    /// Each member's unread mentions: messages past their marker that mention them
+    /// (at most [`mentions::UNREAD_MENTIONS_MAX`]).
+    mentions: HashMap<UserId, BTreeSet<MsgId>>,
 }
 
 impl RoomEntry {
@@ -426,6 +440,7 @@ impl Chat {
             }
         }
         reading::load_markers(&mut directory, store.load_read_markers()?);
+        mentions::load_unread(&store, &mut directory)?;
         for (room_id, user_id, ban) in store.load_bans()? {
             if let Some(room) = directory.rooms.get_mut(&room_id) {
                 room.bans.insert(user_id, ban);
@@ -471,6 +486,8 @@ impl Chat {
                 settings.concurrent_login_hashes,
                 settings.concurrent_other_hashes,
             ),
+            presence: Mutex::new(presence::Presence::default()),
+            typing_times: Mutex::new(presence::TypingTimes::new()),
             settings,
         })
     }
@@ -521,6 +538,7 @@ impl Chat {
     /// Forgets rate-limit buckets that have refilled. Called by a periodic job.
     pub fn prune_rate_limits(&self) {
         self.limits.prune();
+        self.prune_typing();
     }
 }
 

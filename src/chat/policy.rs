@@ -22,6 +22,8 @@ pub enum Action {
     Configure,
     /// Read mutes and bans.
     SeeModeration,
+    /// Delete another member's message.
+    DeleteMessage,
 }
 
 impl Action {
@@ -52,6 +54,7 @@ impl Action {
             Action::TransferOwnership => "hand the room over",
             Action::Configure => "change the room's settings",
             Action::SeeModeration => "see mutes and bans",
+            Action::DeleteMessage => "delete others' messages",
         }
     }
 }
@@ -101,7 +104,7 @@ mod tests {
     use Action::*;
     use Role::*;
 
-    const ALL: [Action; 11] = [
+    const ALL: [Action; 12] = [
         Kick,
         Ban,
         Unban,
@@ -113,6 +116,7 @@ mod tests {
         TransferOwnership,
         Configure,
         SeeModeration,
+        DeleteMessage,
     ];
 
     #[test]
@@ -146,6 +150,7 @@ mod tests {
         }
         assert!(check(Admin, Invite, None).is_ok());
         assert!(check(Admin, SeeModeration, None).is_ok());
+        assert!(check(Admin, DeleteMessage, None).is_ok());
         for action in [SetAdmin, UnsetAdmin, TransferOwnership, Configure] {
             assert!(check(Admin, action, Some(Member)).is_err(), "{action:?}");
         }

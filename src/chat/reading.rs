@@ -55,6 +55,7 @@ impl Sequence {
             Some(&marker) => ReadState {
                 last_read_msg_id: marker,
                 unread_count: self.last.get().saturating_sub(marker.get()),
+                unread_mentions: self.mentions.get(&viewer).map_or(0, |m| m.len() as u64),
             },
             None => ReadState::default(),
         }
@@ -85,6 +86,12 @@ impl Chat {
             return false;
         }
         *marker = msg_id;
+        if let Some(unread) = sequence.mentions.get_mut(&user) {
+            *unread = unread.split_off(&msg_id.next());
+            if unread.is_empty() {
+                sequence.mentions.remove(&user);
+            }
+        }
         self.note_unsaved(room_id, sequence, user);
         true
     }
@@ -102,6 +109,7 @@ impl Chat {
     pub(super) fn stop_reading(&self, room_id: RoomId, entry: &RoomEntry, user: UserId) {
         let mut sequence = entry.sequence();
         sequence.read.remove(&user);
+        sequence.mentions.remove(&user);
         self.note_unsaved(room_id, &mut sequence, user);
     }
 

@@ -124,6 +124,7 @@ impl Chat {
                 user_id,
                 username: self.username(user_id),
                 role: role.into(),
+                online: self.is_online(user_id),
             })
             .collect()
     }

@@ -91,6 +91,8 @@ pub struct ReadState {
     pub last_read_msg_id: MsgId,
     /// `lastMsgId − lastReadMsgId` (0 for non-members).
     pub unread_count: u64,
+    /// Unread messages that mention the user (at most 999).
+    pub unread_mentions: u64,
 }
 
 /// A user's read marker moved: sent to all of their connections.
@@ -107,6 +109,8 @@ pub struct MemberView {
     pub user_id: UserId,
     pub username: Arc<str>,
     pub role: RoleName,
+    /// Whether they have a connection open (or closed it within the grace).
+    pub online: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -222,6 +226,30 @@ pub struct EditEvent {
     pub mentions: Vec<UserId>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub mentions_room: bool,
+}
+
+/// A member is typing in a room: `typing`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingEvent {
+    pub chat_seq: RoomId,
+    pub user_id: UserId,
+    pub username: Arc<str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceStatus {
+    Online,
+    Offline,
+}
+
+/// A user came online or went offline: `presence`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceEvent {
+    pub user_id: UserId,
+    pub status: PresenceStatus,
 }
 
 /// A message was taken back: `message deleted`.
@@ -396,6 +424,8 @@ pub enum Event {
     MessageEdited(EditEvent),
     MessageDeleted(DeleteEvent),
     Reaction(ReactionEvent),
+    Typing(TypingEvent),
+    Presence(PresenceEvent),
     Resync(ResyncEvent),
     /// The user's read marker in a room moved (on another connection, maybe).
     Read(ReadEvent),
@@ -421,6 +451,8 @@ impl Event {
             Self::MessageEdited(_) => "message edited",
             Self::MessageDeleted(_) => "message deleted",
             Self::Reaction(_) => "reaction",
+            Self::Typing(_) => "typing",
+            Self::Presence(_) => "presence",
             Self::Resync(_) => "resync",
             Self::Read(_) => "read",
             Self::Error(_) => "error",

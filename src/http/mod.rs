@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod messages;
 mod moderation;
 pub mod openapi;
 mod ops;

@@ -20,7 +20,7 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{admin, auth, moderation, openapi, ops, rooms, web, BodyLimits};
+use super::{admin, auth, messages, moderation, openapi, ops, rooms, web, BodyLimits};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::proxy::TrustedProxies;
@@ -82,6 +82,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: Method::GET, path: "/api/chatrooms/message/{roomId}/{msgID}/{count}", build: |d| rooms::history(d.chat()).boxed() },
     Endpoint { method: Method::POST, path: "/api/chatrooms/{roomId}/messages", build: |d| rooms::send(d.chat(), d.body_limit).boxed() },
     Endpoint { method: Method::PUT, path: "/api/chatrooms/{roomId}/read/{msgId}", build: |d| rooms::mark_read(d.chat()).boxed() },
+    // Changes to messages, and mentions.
+    Endpoint { method: Method::PATCH, path: "/api/chatrooms/{roomId}/messages/{msgId}", build: |d| messages::edit(d.chat(), d.body_limit).boxed() },
+    Endpoint { method: Method::DELETE, path: "/api/chatrooms/{roomId}/messages/{msgId}", build: |d| messages::delete(d.chat()).boxed() },
+    Endpoint { method: Method::PUT, path: "/api/chatrooms/{roomId}/messages/{msgId}/reactions/{emoji}", build: |d| messages::react(d.chat(), true).boxed() },
+    Endpoint { method: Method::DELETE, path: "/api/chatrooms/{roomId}/messages/{msgId}/reactions/{emoji}", build: |d| messages::react(d.chat(), false).boxed() },
+    Endpoint { method: Method::GET, path: "/api/users/me/mentions", build: |d| messages::mentions(d.chat()).boxed() },
     // Moderation and settings.
     Endpoint { method: Method::POST, path: "/api/chatrooms/{roomId}/kick/{userId}", build: |d| moderation::kick(d.chat()).boxed() },
     Endpoint { method: Method::POST, path: "/api/chatrooms/{roomId}/ban/{userId}", build: |d| moderation::ban(d.chat(), d.body_limit).boxed() },

@@ -16,6 +16,14 @@ pub enum Command {
         content: String,
         client_msg_id: Option<String>,
     },
+    /// Tell a room's other members that the user is typing.
+    Typing { room_id: RoomId },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypingData {
+    chat_seq: RoomId,
 }
 
 #[derive(Deserialize)]
@@ -64,9 +72,21 @@ pub fn decode_command(event: &str, data: &Value) -> Result<Command, ErrorEvent> 
                 client_msg_id: data.client_msg_id,
             })
         }
+        "typing" => {
+            let data = TypingData::deserialize(data).map_err(|e| {
+                refused(
+                    "invalid_frame",
+                    format!("typing data is {{chatSeq: number}}: {e}"),
+                    reference(),
+                )
+            })?;
+            Ok(Command::Typing {
+                room_id: data.chat_seq,
+            })
+        }
         other => Err(refused(
             "unknown_event",
-            format!("unknown event {other:?}; a client sends \"chat\""),
+            format!("unknown event {other:?}; a client sends \"chat\" or \"typing\""),
             reference(),
         )),
     }
@@ -108,5 +128,17 @@ mod tests {
             "unknown_event"
         );
         assert!(decode_command("chat", &Value::Null).is_err());
+        assert_eq!(
+            decode_command("typing", &json!({"chatSeq": 4})).ok(),
+            Some(Command::Typing {
+                room_id: crate::model::RoomId::new(4)
+            })
+        );
+        assert_eq!(
+            decode_command("typing", &json!({"chatSeq": "4"}))
+                .expect_err("refused")
+                .error,
+            "invalid_frame"
+        );
     }
 }

@@ -59,6 +59,8 @@ pub enum AckReply {
     Message(MessageView),
     /// The refusal, as the `error` event would have carried it.
     Error(ErrorEvent),
+    /// Done, with nothing to say (`typing`): `{}`.
+    Done {},
 }
 
 type Answer = (Option<AckId>, Result<Sent, ErrorEvent>);
@@ -106,6 +108,7 @@ impl Session {
         let replay_budget = chat.settings().replay_total_max as usize;
         tracing::debug!(user_id = %caller.user_id, "session opened");
         let control = Arc::clone(&subscription.control);
+        chat.session_opened(caller.user_id);
         Self {
             chat,
             caller,
@@ -248,12 +251,13 @@ impl Session {
 
     /// Runs one command of the client; `ack` when it wants the outcome as a reply.
     pub fn command(&mut self, command: Result<Command, ErrorEvent>, ack: Option<AckId>) {
-        let Command::Chat {
-            room_id,
-            content,
-            client_msg_id,
-        } = match command {
-            Ok(command) => command,
+        let (room_id, content, client_msg_id) = match command {
+            Ok(Command::Chat {
+                room_id,
+                content,
+                client_msg_id,
+            }) => (room_id, content, client_msg_id),
+            Ok(Command::Typing { room_id }) => return self.typing(room_id, ack),
             Err(error) => return self.refuse(error, ack),
         };
         let reference = json!({"event": "chat", "chatSeq": room_id, "clientMsgId": client_msg_id});
@@ -290,6 +294,25 @@ impl Session {
         }
     }
 
+    /// Tells the room the user is typing; nothing is sent back but a refusal (or an
+    /// empty acknowledgement).
+    fn typing(&mut self, room_id: RoomId, ack: Option<AckId>) {
+        match self.chat.typing(self.caller, room_id) {
+            Ok(()) => {
+                if let Some(id) = ack {
+                    self.outbox.push_back(Outgoing::Ack {
+                        id,
+                        reply: AckReply::Done {},
+                    });
+                }
+            }
+            Err(e) => self.refuse(
+                refusal(&e, json!({"event": "typing", "chatSeq": room_id})),
+                ack,
+            ),
+        }
+    }
+
     fn refuse(&mut self, error: ErrorEvent, ack: Option<AckId>) {
         self.outbox.push_back(match ack {
             Some(id) => Outgoing::Ack {
@@ -303,6 +326,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.chat.session_closed(self.caller.user_id);
         tracing::debug!(user_id = %self.caller.user_id, "session closed");
     }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 use super::{StoreError, StoreResult};
-use crate::model::{Change, ChangeKind, Message, MsgId, RoomId, Seq};
+use crate::model::{Change, ChangeKind, Message, MsgId, RoomId, Seq, UserId};
 
 /// Changes of several rooms, each room's in `seq` order.
 #[derive(Default)]
@@ -261,6 +261,26 @@ impl WriteBehind {
         (newest_first, before.min(first_posted))
     }
 
+    /// Where the buffered changes that mention `user` are.
+    pub fn mentioned(&self, user: UserId) -> Vec<super::MentionKey> {
+        let state = self.state();
+        let parts = [
+            Some(&state.pending),
+            state.in_flight.as_ref().map(|(_, b)| &**b),
+        ];
+        parts
+            .into_iter()
+            .flatten()
+            .flat_map(|batch| batch.iter())
+            .filter(|change| change.mentioned.contains(&user))
+            .map(|change| super::MentionKey {
+                created_at: change.message.created_at,
+                room_id: change.message.room_id,
+                msg_id: change.message.msg_id,
+            })
+            .collect()
+    }
+
     /// Up to `count` buffered changes of `room` with `seq > after`, in order; and the
     /// first buffered `seq` of the room (changes before it are on disk).
     pub fn changes_after(
@@ -331,7 +351,7 @@ impl WriteBehind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Body, Mentions, UserId};
+    use crate::model::{Body, Mentions};
 
     fn posted(room_id: u64, msg_id: u64) -> Arc<Change> {
         change(room_id, msg_id, msg_id, ChangeKind::Posted, "m")
@@ -355,6 +375,7 @@ mod tests {
                 },
                 reactions: Vec::new(),
             }),
+            mentioned: Vec::new(),
         })
     }
 

@@ -71,6 +71,13 @@ struct Inner {
     roomid_userid_member: sled::Tree,
     /// room id ++ msg id → [`MessageRecord`]: each message as it is now.
     roomid_msgid_message: sled::Tree,
+    /// user id ++ created at ++ room id ++ msg id → (): the messages that mention a
+    /// user, in time order, for `GET /api/users/me/mentions`. Written with the change
+    /// that mentions, never rewritten: readers check the message as it is now.
+    userid_createdat_roomid_msgid_mention: sled::Tree,
+    /// room id ++ user id ++ msg id → (): the same mentions by room, for each
+    /// member's unread mentions at start.
+    roomid_userid_msgid_mention: sled::Tree,
     /// room id ++ seq → [`ChangeRecord`]: each room's log of changes.
     roomid_seq_change: sled::Tree,
     /// room id → the highest `msg_id` that may have been handed out. Made durable
@@ -107,6 +114,33 @@ fn pair_key(a: u64, b: u64) -> [u8; 16] {
     let mut k = [0; 16];
     k[..8].copy_from_slice(&a.to_be_bytes());
     k[8..].copy_from_slice(&b.to_be_bytes());
+    k
+}
+
+fn triple_key(a: u64, b: u64, c: u64) -> [u8; 24] {
+    let mut k = [0; 24];
+    k[..8].copy_from_slice(&a.to_be_bytes());
+    k[8..16].copy_from_slice(&b.to_be_bytes());
+    k[16..].copy_from_slice(&c.to_be_bytes());
+    k
+}
+
+/// Where a message that mentions someone is, in the order of a user's mentions:
+/// by time, then room, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MentionKey {
+    pub created_at: Millis,
+    pub room_id: RoomId,
+    pub msg_id: MsgId,
+}
+
+/// user ++ created at (0 for a time before 1970) ++ room ++ msg.
+fn mention_key(user: UserId, at: &MentionKey) -> [u8; 32] {
+    let mut k = [0; 32];
+    k[..8].copy_from_slice(&user.to_be_bytes());
+    k[8..16].copy_from_slice(&(at.created_at.max(0) as u64).to_be_bytes());
+    k[16..24].copy_from_slice(&at.room_id.to_be_bytes());
+    k[24..].copy_from_slice(&at.msg_id.to_be_bytes());
     k
 }
 
@@ -198,6 +232,8 @@ fn remove_pair(tree: &sled::Tree, a: u64, b: u64) -> StoreResult<()> {
 #[derive(Default)]
 struct ChunkWrites {
     references: sled::Batch,
+    mentions_by_user: sled::Batch,
+    mentions_by_room: sled::Batch,
     messages: sled::Batch,
     log: sled::Batch,
 }
@@ -219,6 +255,16 @@ impl ChunkWrites {
                 );
             }
         }
+        for &user in &change.mentioned {
+            let at = MentionKey {
+                created_at: message.created_at,
+                room_id: message.room_id,
+                msg_id: message.msg_id,
+            };
+            self.mentions_by_user.insert(&mention_key(user, &at), &[]);
+            self.mentions_by_room
+                .insert(&triple_key(room, user.get(), message.msg_id.get()), &[]);
+        }
         // A later change of the same message in this chunk replaces the state.
         self.messages.insert(
             &pair_key(room, message.msg_id.get()),
@@ -233,6 +279,12 @@ impl ChunkWrites {
 
     fn apply(self, inner: &Inner) -> StoreResult<()> {
         inner.userid_clientmsgid_ref.apply_batch(self.references)?;
+        inner
+            .userid_createdat_roomid_msgid_mention
+            .apply_batch(self.mentions_by_user)?;
+        inner
+            .roomid_userid_msgid_mention
+            .apply_batch(self.mentions_by_room)?;
         inner.roomid_msgid_message.apply_batch(self.messages)?;
         inner.roomid_seq_change.apply_batch(self.log)?;
         Ok(())
@@ -305,6 +357,9 @@ impl Store {
             roomid_reservedmsgid: db.open_tree("roomid_reservedmsgid")?,
             roomid_reservedseq: db.open_tree("roomid_reservedseq")?,
             roomid_seq_change: db.open_tree("roomid_seq_change")?,
+            userid_createdat_roomid_msgid_mention: db
+                .open_tree("userid_createdat_roomid_msgid_mention")?,
+            roomid_userid_msgid_mention: db.open_tree("roomid_userid_msgid_mention")?,
             userid_clientmsgid_ref: db.open_tree("userid_clientmsgid_ref")?,
             roomid_userid_readmsgid: db.open_tree("roomid_userid_readmsgid")?,
             roomid_userid_ban: db.open_tree("roomid_userid_ban")?,
@@ -755,6 +810,7 @@ impl Store {
                 seq,
                 kind: record.kind.into_kind(),
                 message,
+                mentioned: Vec::new(),
             });
         }
         for change in buffered {
@@ -770,9 +826,87 @@ impl Store {
                 seq: change.seq,
                 kind: change.kind.clone(),
                 message,
+                mentioned: Vec::new(),
             });
         }
         Ok(changes)
+    }
+
+    /// Up to `max` of the messages that mention `user`, newest first, below
+    /// `before`: from the index, and the buffer's changes unless `include_buffer`
+    /// is false. Entries may point to messages edited or deleted since.
+    pub fn mentions_before(
+        &self,
+        user: UserId,
+        before: Option<MentionKey>,
+        max: usize,
+        include_buffer: bool,
+    ) -> StoreResult<Vec<MentionKey>> {
+        let start = mention_key(
+            user,
+            &MentionKey {
+                created_at: 0,
+                room_id: RoomId::ZERO,
+                msg_id: MsgId::ZERO,
+            },
+        );
+        let end = match &before {
+            Some(at) => mention_key(user, at).to_vec(),
+            None => user.next().to_be_bytes().to_vec(),
+        };
+        let mut keys: Vec<MentionKey> = Vec::new();
+        for entry in self
+            .inner
+            .userid_createdat_roomid_msgid_mention
+            .range(start.to_vec()..end)
+            .rev()
+            .take(max)
+        {
+            let (k, _) = entry?;
+            if k.len() != 32 {
+                return Err(StoreError::NotOurs(format!(
+                    "a mention key of {} bytes",
+                    k.len()
+                )));
+            }
+            keys.push(MentionKey {
+                created_at: id_of(&k[8..16])? as Millis,
+                room_id: RoomId::new(id_of(&k[16..24])?),
+                msg_id: MsgId::new(id_of(&k[24..])?),
+            });
+        }
+        if include_buffer {
+            keys.extend(
+                self.inner
+                    .buffer
+                    .mentioned(user)
+                    .into_iter()
+                    .filter(|key| before.is_none_or(|b| *key < b)),
+            );
+            keys.sort_unstable_by(|a, b| b.cmp(a));
+            keys.dedup();
+            keys.truncate(max);
+        }
+        Ok(keys)
+    }
+
+    /// Up to `max` msg ids above `after` of messages of `room` that mention `user`,
+    /// from the index (at start, when the buffer is empty).
+    pub fn mentioned_after(
+        &self,
+        room: RoomId,
+        user: UserId,
+        after: MsgId,
+        max: usize,
+    ) -> StoreResult<Vec<MsgId>> {
+        let start = triple_key(room.get(), user.get(), after.get().saturating_add(1));
+        let end = triple_key(room.get(), user.get(), u64::MAX);
+        self.inner
+            .roomid_userid_msgid_mention
+            .range(start..=end)
+            .take(max)
+            .map(|entry| Ok(MsgId::new(id_of(&entry?.0[16..])?)))
+            .collect()
     }
 
     /// Changes waiting in the write-behind buffer.

@@ -331,14 +331,14 @@ fn the_checks_refuse_what_the_document_does_not_say() {
     assert!(refused(&get, "/api/nowhere", 200, json, me));
     assert!(refused(&Method::DELETE, "/api/users/me", 200, json, me));
     // Templated paths, and schemas composed of others.
-    let room = r#"{"chatSeq": 1, "chatName": "g", "chatType": "public", "isDirected": false, "ownerId": 1, "memberCount": 1, "lastMsgId": 0, "lastMessageAt": null"#;
+    let room = r#"{"chatSeq": 1, "chatName": "g", "chatType": "public", "isDirected": false, "ownerId": 1, "memberCount": 1, "lastMsgId": 0, "lastSeq": 0, "lastMessageAt": null"#;
     let mine = |rest: &str| format!("[{room}{rest}}}]").into_bytes();
     assert!(!refused(
         &get,
         "/api/chatrooms/mine",
         200,
         json,
-        &mine(r#", "lastReadMsgId": 0, "unreadCount": 0"#)
+        &mine(r#", "lastReadMsgId": 0, "unreadCount": 0, "unreadMentions": 0"#)
     ));
     assert!(refused(&get, "/api/chatrooms/mine", 200, json, &mine("")));
     assert!(refused(
@@ -346,7 +346,7 @@ fn the_checks_refuse_what_the_document_does_not_say() {
         "/api/chatrooms/mine",
         200,
         json,
-        &mine(r#", "lastReadMsgId": 0, "unreadCount": 0, "x": 1"#)
+        &mine(r#", "lastReadMsgId": 0, "unreadCount": 0, "unreadMentions": 0, "x": 1"#)
     ));
     assert!(!refused(
         &get,

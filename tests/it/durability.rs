@@ -396,7 +396,10 @@ async fn resume_replays_what_was_missed_once_and_in_order() {
     }
     let (mut ws, _) = bob.connect_resuming(&format!("{room}:40")).await;
     let resync = ws.expect("resync").await;
-    assert_eq!(resync, json!({"chatSeq": room, "lastMsgId": 100}));
+    assert_eq!(
+        resync,
+        json!({"chatSeq": room, "lastMsgId": 100, "lastSeq": 100})
+    );
 
     // Resuming a room one is not in is refused like any other frame.
     let carol = server.register("carol").await;
@@ -674,4 +677,217 @@ async fn sync_mode_answers_a_resend_of_a_stored_message() {
     ws.send_json(frame).await;
     assert_eq!(ws.expect("chat").await, first);
     assert_eq!(alice.history(room, -1, 10).await.len(), 1);
+}
+
+/// An edit or a reaction the server acknowledged.
+#[derive(Debug, Clone)]
+enum AckedChange {
+    Edit {
+        room: u64,
+        msg_id: u64,
+        content: String,
+    },
+    React {
+        room: u64,
+        msg_id: u64,
+        user: u64,
+    },
+}
+
+/// Like [`drive`], and after each acknowledged message, edits it and reacts to it
+/// over HTTP, recording what was acknowledged, until the server goes away.
+async fn drive_with_changes(
+    mut ws: Ws,
+    client: Client,
+    room: u64,
+    tag: String,
+    acks: Arc<Mutex<Vec<Ack>>>,
+    changes: Arc<Mutex<Vec<AckedChange>>>,
+) {
+    for n in 1.. {
+        let content = format!("{tag}-{n}");
+        let frame = json!({"event": "chat", "data": {"chatSeq": room, "content": content, "clientMsgId": content}});
+        if ws
+            .socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let msg_id = loop {
+            let frame = match tokio::time::timeout(PATIENCE, ws.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => text,
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => return,
+                Ok(Some(Ok(_))) => continue,
+            };
+            let value: Value = serde_json::from_str(frame.as_str()).expect("JSON");
+            if value["event"] == "chat" && value["data"]["clientMsgId"] == content.as_str() {
+                let msg_id = value["data"]["msgId"].as_u64().expect("msgId");
+                acks.lock().expect("acks").push(Ack {
+                    room,
+                    msg_id,
+                    content: content.clone(),
+                    at: Instant::now(),
+                });
+                break msg_id;
+            }
+        };
+        let edited = format!("{content} (edited)");
+        let path = format!("/api/chatrooms/{room}/messages/{msg_id}");
+        let reply = client
+            .http
+            .patch(client.url(&path))
+            .bearer_auth(&client.token)
+            .json(&json!({"content": edited}))
+            .send()
+            .await;
+        match reply {
+            Ok(r) if r.status() == StatusCode::OK => {
+                changes.lock().expect("changes").push(AckedChange::Edit {
+                    room,
+                    msg_id,
+                    content: edited,
+                })
+            }
+            Ok(r) => panic!("edit refused under load: {}", r.status()),
+            Err(_) => return,
+        }
+        let reply = client
+            .http
+            .put(client.url(&format!("{path}/reactions/%F0%9F%91%8D")))
+            .bearer_auth(&client.token)
+            .send()
+            .await;
+        match reply {
+            Ok(r) if r.status() == StatusCode::NO_CONTENT => {
+                changes.lock().expect("changes").push(AckedChange::React {
+                    room,
+                    msg_id,
+                    user: client.user_id,
+                })
+            }
+            Ok(r) => panic!("reaction refused under load: {}", r.status()),
+            Err(_) => return,
+        }
+    }
+}
+
+/// kill -9 cycles in `sync` mode with edits and reactions in the load: every
+/// acknowledged message, edit and reaction is there after the restart.
+#[tokio::test]
+async fn kill_9_in_sync_mode_loses_no_acknowledged_change() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let config = write_config(tmp.path(), "sync");
+    let args = ["--config", config.to_str().expect("path")];
+    let data_dir = tmp.path().join("data");
+    let mut server = Server::start_in(&data_dir, &args).await;
+    let setup = setup(&server).await;
+    let mut acked = BTreeMap::new();
+    let (mut messages, mut edits, mut reactions) = (0, 0, 0);
+    for cycle in 0..crash_cycles().min(4) {
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let mut drivers = Vec::new();
+        for (c, client) in setup.clients.iter().enumerate() {
+            for room in &setup.rooms {
+                let client = client.at(&server);
+                let (ws, _) = client.connect().await;
+                drivers.push(tokio::spawn(drive_with_changes(
+                    ws,
+                    client,
+                    *room,
+                    format!("x{cycle}-u{c}-r{room}"),
+                    Arc::clone(&acks),
+                    Arc::clone(&changes),
+                )));
+            }
+        }
+        let started = Instant::now();
+        while changes.lock().expect("changes").len() < 4 && started.elapsed() < PATIENCE {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(200..1500))).await;
+        server.kill().await;
+        let crashed_at = Instant::now();
+        for driver in drivers {
+            driver.await.expect("driver");
+        }
+        server = Server::start_in(&data_dir, &args).await;
+        let client = setup.clients[0].at(&server);
+        let new_acks = acks.lock().expect("acks").clone();
+        // Messages: compared by their first content; an acknowledged edit replaced it.
+        let edited: HashMap<(u64, u64), String> = changes
+            .lock()
+            .expect("changes")
+            .iter()
+            .filter_map(|c| match c {
+                AckedChange::Edit {
+                    room,
+                    msg_id,
+                    content,
+                } => Some(((*room, *msg_id), content.clone())),
+                AckedChange::React { .. } => None,
+            })
+            .collect();
+        let mut stored: HashMap<(u64, u64), Value> = HashMap::new();
+        for &room in &setup.rooms {
+            for m in client
+                .history(room, -1, 100)
+                .await
+                .into_iter()
+                .chain(older(&client, room).await)
+            {
+                stored.insert((room, m["msgId"].as_u64().expect("id")), m);
+            }
+        }
+        for ack in &new_acks {
+            let m = stored
+                .get(&(ack.room, ack.msg_id))
+                .unwrap_or_else(|| panic!("cycle {cycle}: acknowledged message {ack:?} lost"));
+            let content = m["content"].as_str().expect("content");
+            match edited.get(&(ack.room, ack.msg_id)) {
+                Some(edit) => assert_eq!(content, edit, "cycle {cycle}: acknowledged edit lost"),
+                None => assert!(
+                    content == ack.content || content == format!("{} (edited)", ack.content),
+                    "cycle {cycle}: {content:?} for {ack:?}"
+                ),
+            }
+            acked.insert((ack.room, ack.msg_id), ());
+        }
+        for change in changes.lock().expect("changes").iter() {
+            if let AckedChange::React { room, msg_id, user } = change {
+                let m = &stored[&(*room, *msg_id)];
+                assert_eq!(m["reactions"][0]["emoji"], "👍", "cycle {cycle}: {m}");
+                assert!(
+                    m["reactions"][0]["userIds"]
+                        .as_array()
+                        .expect("ids")
+                        .contains(&json!(user)),
+                    "cycle {cycle}: acknowledged reaction lost: {m}"
+                );
+                reactions += 1;
+            }
+        }
+        messages += new_acks.len();
+        edits += edited.len();
+        let _ = crashed_at;
+    }
+    eprintln!(
+        "durability=sync with changes: {messages} messages, {edits} edits, {reactions} reactions acknowledged, 0 lost"
+    );
+    assert!(edits > 0 && reactions > 0, "the load had no changes");
+    assert!(server.stop().await.success());
+}
+
+/// Every page of a room's history but the newest.
+async fn older(client: &Client, room: u64) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut page = client.history(room, -1, 100).await;
+    while let Some(first) = page.first() {
+        let before = first["msgId"].as_i64().expect("id");
+        page = client.history(room, before, 100).await;
+        all.extend(page.iter().cloned());
+    }
+    all
 }

@@ -288,6 +288,10 @@ impl Client {
         send(self.with_auth(self.http.put(format!("{}{path}", self.base)).json(&body))).await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        send(self.with_auth(self.http.patch(format!("{}{path}", self.base)).json(&body))).await
+    }
+
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         send(self.with_auth(self.http.delete(format!("{}{path}", self.base)))).await
     }
@@ -395,8 +399,19 @@ pub struct Ws {
 }
 
 impl Ws {
-    /// The next event, as (name, data).
+    /// The next event, as (name, data), passing over `presence` events (users of
+    /// a test come online as its clients connect; `expect("presence")` reads them).
     pub async fn next_event(&mut self) -> (String, Value) {
+        loop {
+            let (name, data) = self.next_any_event().await;
+            if name != "presence" {
+                return (name, data);
+            }
+        }
+    }
+
+    /// The next event, whatever it is.
+    pub async fn next_any_event(&mut self) -> (String, Value) {
         loop {
             let frame = tokio::time::timeout(PATIENCE, self.socket.next())
                 .await
@@ -417,7 +432,11 @@ impl Ws {
 
     /// The next event, which must be `name`; its data.
     pub async fn expect(&mut self, name: &str) -> Value {
-        let (got, data) = self.next_event().await;
+        let (got, data) = if name == "presence" {
+            self.next_any_event().await
+        } else {
+            self.next_event().await
+        };
         assert_eq!(got, name, "expected {name:?}, got {got:?}: {data}");
         data
     }
@@ -436,12 +455,21 @@ impl Ws {
         }
     }
 
-    /// Asserts that no event arrives for a while.
+    /// Asserts that no event but `presence` arrives for a while.
     pub async fn expect_silence(&mut self) {
+        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(Some(frame)) = tokio::time::timeout_at(until, self.socket.next()).await {
+            let presence = matches!(&frame, Ok(Message::Text(text)) if text.as_str().starts_with(r#"{"event":"presence""#));
+            assert!(presence, "expected silence, got {frame:?}");
+        }
+    }
+
+    /// Asserts that no event at all arrives for a while.
+    pub async fn expect_no_event(&mut self) {
         if let Ok(Some(frame)) =
             tokio::time::timeout(Duration::from_millis(300), self.socket.next()).await
         {
-            panic!("expected silence, got {frame:?}");
+            panic!("expected no event, got {frame:?}");
         }
     }
 

@@ -5,6 +5,7 @@ mod harness;
 
 mod abuse;
 mod auth;
+mod changes;
 mod cli;
 mod directory;
 mod durability;

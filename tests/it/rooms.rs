@@ -118,8 +118,8 @@ async fn join_public_protected_private() {
     assert_eq!(
         joined.1["members"],
         json!([
-            {"userId": alice.user_id, "username": "alice", "role": "owner"},
-            {"userId": bob.user_id, "username": "bob", "role": "member"},
+            {"userId": alice.user_id, "username": "alice", "role": "owner", "online": false},
+            {"userId": bob.user_id, "username": "bob", "role": "member", "online": false},
         ])
     );
     let again = bob.join(general, None).await;
