@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  backoffMs, hasOlder, mergeMessages, mergeRoom, resumeParam, roomAfterChat, roomAfterRead, sortRooms,
+  applyChange, backoffMs, hasOlder, mentions, mergeMessages, mergeRoom, newestSeq, resumeParam, roomAfterChat,
+  roomAfterRead, sortRooms,
   unreadOf, withNewestPage,
 } from '../../web/js/state.js';
 
@@ -69,6 +70,28 @@ test('resume lists the newest message held per room the user is in', () => {
   assert.equal(resumeParam(held, (room) => room !== 9), '1:120,4:7');
   assert.equal(resumeParam(new Map(), () => true), '');
   assert.equal(resumeParam(new Map([[2, 0]]), () => true), '2:0');
+  assert.equal(resumeParam(new Map([[3, { msgId: 12, seq: 20 }]]), () => true), '3:12:20');
+});
+
+test('change events update the message they name, once', () => {
+  const list = [m(1, { seq: 1, reactions: [] }), m(2, { seq: 2, reactions: [] })];
+  assert.equal(newestSeq(list), 2);
+  const edited = applyChange(list, 'message edited', { msgId: 2, content: 'fixed', editedAt: 't', mentions: [7] });
+  assert.equal(edited[1].content, 'fixed');
+  assert.equal(edited[1].editedAt, 't');
+  assert.ok(mentions(edited[1], 7));
+  assert.equal(list[1].content, 'm2', 'the list given is not changed');
+  const reacted = applyChange(edited, 'reaction', { msgId: 1, emoji: '👍', userId: 3, added: true });
+  assert.deepEqual(applyChange(reacted, 'reaction', { msgId: 1, emoji: '👍', userId: 3, added: true }), reacted);
+  assert.deepEqual(reacted[0].reactions, [{ emoji: '👍', userIds: [3], count: 1 }]);
+  const unreacted = applyChange(reacted, 'reaction', { msgId: 1, emoji: '👍', userId: 3, added: false });
+  assert.deepEqual(unreacted[0].reactions, []);
+  const deleted = applyChange(edited, 'message deleted', { msgId: 2, byUserId: 1 });
+  assert.equal(deleted[1].deleted, true);
+  assert.equal(deleted[1].content, undefined);
+  assert.ok(!mentions(deleted[1], 7));
+  assert.equal(applyChange(deleted, 'message edited', { msgId: 2, content: 'back' }), deleted);
+  assert.equal(applyChange(list, 'reaction', { msgId: 9, emoji: '👍', userId: 3, added: true }), list);
 });
 
 test('reconnects back off, capped, with jitter', () => {

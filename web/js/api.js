@@ -71,6 +71,12 @@ export class Api {
   leave(room) { return this.delete(`/api/chatrooms/leave/${room}`); }
   history(room, before, count) { return this.get(`/api/chatrooms/message/${room}/${before}/${count}`); }
   markRead(room, msgId) { return this.put(`/api/chatrooms/${room}/read/${msgId}`); }
+  editMessage(room, msgId, content) { return this.patch(`/api/chatrooms/${room}/messages/${msgId}`, { content }); }
+  deleteMessage(room, msgId) { return this.delete(`/api/chatrooms/${room}/messages/${msgId}`); }
+  react(room, msgId, emoji, add) {
+    const path = `/api/chatrooms/${room}/messages/${msgId}/reactions/${encodeURIComponent(emoji)}`;
+    return add ? this.put(path) : this.delete(path);
+  }
   members(room) { return this.get(`/api/chatrooms/${room}/members`); }
   updateRoom(room, changes) { return this.patch(`/api/chatrooms/${room}`, changes); }
 

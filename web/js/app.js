@@ -10,8 +10,8 @@ import * as notify from './notify.js';
 import { Outbox } from './outbox.js';
 import { roomTitle } from './format.js';
 import {
-  hasOlder, mergeMessages, mergeRoom, newestMsgId, resumeParam, roomAfterChat, roomAfterRead,
-  unreadOf, withNewestPage,
+  applyChange, hasOlder, mentions, mergeMessages, mergeRoom, newestMsgId, newestSeq, resumeParam,
+  roomAfterChat, roomAfterRead, unreadOf, withNewestPage,
 } from './state.js';
 
 const SESSION_KEY = 'daehwa.session';
@@ -19,6 +19,11 @@ const SESSION_KEY = 'daehwa.session';
 const OLDER_PAGE = 50;
 /** How long a rate-limited message waits before it is sent again. */
 const RATE_LIMIT_RETRY_MS = 1000;
+/** How often the composer tells the room the user is typing (the server takes one
+ * every 2 s per room). */
+const TYPING_EVERY_MS = 3000;
+/** How long "X is typing" shows after the last typing event. */
+const TYPING_SHOWN_MS = 5000;
 
 export class App extends EventTarget {
   constructor() {
@@ -44,6 +49,12 @@ export class App extends EventTarget {
       connection: 'connecting',
       /** Set once the server's list of rooms arrived (else the rooms are the saved ones). */
       roomsFresh: false,
+      /** roomId → the newest change (`seq`) applied to what is held of it. */
+      seqs: new Map(),
+      /** roomId → Map(userId → {username, until}): who is typing there. */
+      typing: new Map(),
+      /** Users online (from `presence` events and the members lists). */
+      online: new Set(),
     };
   }
 
@@ -271,6 +282,10 @@ export class App extends EventTarget {
     try {
       const reply = await this.api.members(roomId);
       this.state.members.set(roomId, { members: reply.members ?? [], bans: reply.bans ?? null });
+      for (const member of reply.members ?? []) {
+        if (member.online) this.state.online.add(member.userId);
+        else this.state.online.delete(member.userId);
+      }
       this.emit('members', roomId);
     } catch {
       // Offline, or no longer a member: the list stays as it was.
@@ -357,11 +372,66 @@ export class App extends EventTarget {
     this.api.markRead(roomId, newest).catch(() => {});
   }
 
-  /** What a reconnect resumes from: the newest message held of each room. */
+  /** What a reconnect resumes from: the newest message held of each room, and the
+   * newest change applied to it, so that the server replays every change missed. */
   resume() {
     const held = new Map();
-    for (const [roomId, entry] of this.state.rooms_messages) held.set(roomId, newestMsgId(entry.list));
+    for (const [roomId, entry] of this.state.rooms_messages) {
+      const seq = Math.max(this.state.seqs.get(roomId) ?? 0, newestSeq(entry.list));
+      held.set(roomId, { msgId: newestMsgId(entry.list), seq });
+    }
     return resumeParam(held, (roomId) => this.state.rooms.has(roomId));
+  }
+
+  noteSeq(roomId, seq) {
+    if (typeof seq === 'number' && seq > (this.state.seqs.get(roomId) ?? 0)) this.state.seqs.set(roomId, seq);
+  }
+
+  /** Applies an edit, a delete or a reaction to what is held of its room. */
+  applyChange(name, data) {
+    const held = this.state.rooms_messages.get(data.chatSeq);
+    if (!held) return;
+    held.list = applyChange(held.list, name, data);
+    this.noteSeq(data.chatSeq, data.seq);
+    this.savePage(data.chatSeq);
+    this.emit('messages', data.chatSeq);
+  }
+
+  async editMessage(msgId, content) {
+    const roomId = this.state.current;
+    const message = await this.api.editMessage(roomId, msgId, content);
+    const held = this.state.rooms_messages.get(roomId);
+    if (held) {
+      held.list = mergeMessages(held.list, [message]);
+      this.emit('messages', roomId);
+    }
+  }
+
+  async deleteMessage(msgId) {
+    await this.api.deleteMessage(this.state.current, msgId);
+  }
+
+  async react(msgId, emoji, add) {
+    await this.api.react(this.state.current, msgId, emoji, add);
+  }
+
+  /** Tells the current room the user is typing, at most every few seconds. */
+  typing() {
+    const roomId = this.state.current;
+    const now = Date.now();
+    if (roomId === null || now - (this.lastTyping?.get(roomId) ?? 0) < TYPING_EVERY_MS) return;
+    (this.lastTyping ??= new Map()).set(roomId, now);
+    this.connection?.send('typing', { chatSeq: roomId });
+  }
+
+  /** Who is typing in a room now, by name. */
+  typingIn(roomId) {
+    const now = Date.now();
+    return [...(this.state.typing.get(roomId)?.values() ?? [])].filter((t) => t.until > now).map((t) => t.username);
+  }
+
+  isOnline(userId) {
+    return this.state.online.has(userId);
   }
 
   // ---- server events ----
@@ -443,9 +513,37 @@ const EVENTS = {
     if (this.state.current !== null) this.loadMembers(this.state.current);
   },
 
+  'message edited'(data) {
+    this.applyChange('message edited', data);
+  },
+
+  'message deleted'(data) {
+    this.applyChange('message deleted', data);
+  },
+
+  reaction(data) {
+    this.applyChange('reaction', data);
+  },
+
+  typing({ chatSeq, userId, username }) {
+    if (!this.state.typing.has(chatSeq)) this.state.typing.set(chatSeq, new Map());
+    this.state.typing.get(chatSeq).set(userId, { username, until: Date.now() + TYPING_SHOWN_MS });
+    this.emit('typing', chatSeq);
+    setTimeout(() => this.emit('typing', chatSeq), TYPING_SHOWN_MS + 50);
+  },
+
+  presence({ userId, status }) {
+    if (status === 'online') this.state.online.add(userId);
+    else this.state.online.delete(userId);
+    this.emit('members', this.state.current);
+  },
+
   chat(message) {
     const me = this.state.me.userId;
     const roomId = message.chatSeq;
+    this.noteSeq(roomId, message.seq);
+    // A message from someone typing ends their "is typing".
+    this.state.typing.get(roomId)?.delete(message.senderId);
     if (message.senderId === me && message.clientMsgId && this.state.outbox.confirm(message.clientMsgId)) {
       this.saveOutbox();
     }
@@ -465,11 +563,15 @@ const EVENTS = {
     this.upsertRoom(roomAfterChat(room, message, mine || reading));
     if (held) this.emit('messages', roomId);
     if (reading && !mine) this.markRead();
-    if (!mine) {
+    if (!mine && !message.deleted) {
+      const mentioned = mentions(message, me);
       notify.notifyMessage({
-        title: room.isDirected ? message.senderName : `${message.senderName} in ${this.title(room)}`,
+        title: mentioned
+          ? `${message.senderName} mentioned you${room.isDirected ? '' : ` in ${this.title(room)}`}`
+          : room.isDirected ? message.senderName : `${message.senderName} in ${this.title(room)}`,
         body: message.content.slice(0, 200),
         roomId,
+        mention: mentioned,
         onClick: () => this.openRoom(roomId),
       });
     }

@@ -35,9 +35,10 @@ export function setMuted(roomId, muted) {
   localStorage.setItem(MUTED_KEY, JSON.stringify([...set]));
 }
 
-/** Shows a notification for a message when the tab is hidden and the room is not muted. */
-export function notifyMessage({ title, body, roomId, onClick }) {
-  if (!document.hidden || isMuted(roomId) || permission() !== 'granted') return;
+/** Shows a notification for a message when the tab is hidden and the room is not
+ * muted; one that mentions the user shows even from a muted room. */
+export function notifyMessage({ title, body, roomId, mention = false, onClick }) {
+  if (!document.hidden || (isMuted(roomId) && !mention) || permission() !== 'granted') return;
   try {
     const n = new Notification(title, { body, tag: `room-${roomId}`, icon: '/icon-192.png' });
     n.onclick = () => {

@@ -89,16 +89,66 @@ export function hasOlder(messages, reachedStart) {
 }
 
 /**
- * The `resume` parameter of a reconnect: `ROOM:LASTMSGID,…` for each room whose
- * messages the client holds, so that the server replays what it missed there.
- * `held` maps a room id to the newest msgId held (0 for an empty room).
+ * The `resume` parameter of a reconnect: `ROOM:LASTMSGID:LASTSEQ,…` for each room
+ * whose messages the client holds, so that the server replays every change it
+ * missed there (new messages, edits, deletes, reactions). `held` maps a room id to
+ * `{msgId, seq}`: the newest msgId held and the newest change seen (or a bare msgId,
+ * for the older `ROOM:LASTMSGID` form: new messages only).
  */
 export function resumeParam(held, memberOf) {
   return [...held.entries()]
     .filter(([room]) => memberOf(room))
     .sort(([a], [b]) => a - b)
-    .map(([room, last]) => `${room}:${last}`)
+    .map(([room, last]) => (typeof last === 'number' ? `${room}:${last}` : `${room}:${last.msgId}:${last.seq}`))
     .join(',');
+}
+
+/** The newest change seen in `messages`: the highest `seq` that posted one of them. */
+export function newestSeq(messages) {
+  return messages.reduce((seq, m) => Math.max(seq, m.seq ?? 0), 0);
+}
+
+/**
+ * `messages` after a change event (`message edited`, `message deleted`,
+ * `reaction`): the message it names updated, the list otherwise unchanged (the
+ * same array when the message is not held). Applying a change twice (a replay after
+ * a reconnect overlapping what was seen) changes nothing more.
+ */
+export function applyChange(messages, name, data) {
+  const at = messages.findIndex((m) => m.msgId === data.msgId);
+  if (at < 0) return messages;
+  const m = messages[at];
+  let next = m;
+  if (name === 'message edited') {
+    if (m.deleted) return messages;
+    next = { ...m, content: data.content, editedAt: data.editedAt, mentions: data.mentions ?? [], mentionsRoom: data.mentionsRoom };
+  } else if (name === 'message deleted') {
+    next = {
+      msgId: m.msgId, chatSeq: m.chatSeq, seq: m.seq, senderId: m.senderId, senderName: m.senderName,
+      createdAt: m.createdAt, clientMsgId: m.clientMsgId, deleted: true, deletedBy: data.byUserId, reactions: [],
+    };
+  } else if (name === 'reaction') {
+    if (m.deleted) return messages;
+    const reactions = (m.reactions ?? []).map((r) => ({ ...r, userIds: [...r.userIds] }));
+    const r = reactions.find((x) => x.emoji === data.emoji);
+    if (data.added) {
+      if (r?.userIds.includes(data.userId)) return messages;
+      if (r) r.userIds.push(data.userId);
+      else reactions.push({ emoji: data.emoji, userIds: [data.userId] });
+    } else {
+      if (!r?.userIds.includes(data.userId)) return messages;
+      r.userIds = r.userIds.filter((u) => u !== data.userId);
+    }
+    next = { ...m, reactions: reactions.filter((x) => x.userIds.length).map((x) => ({ ...x, count: x.userIds.length })) };
+  }
+  const copy = [...messages];
+  copy[at] = next;
+  return copy;
+}
+
+/** Whether a message mentions the user (by name, or the whole room). */
+export function mentions(message, userId) {
+  return !message.deleted && (message.mentionsRoom === true || (message.mentions ?? []).includes(userId));
 }
 
 /** How long to wait before reconnect attempt `attempt` (0, 1, …): doubling, capped,

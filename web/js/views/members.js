@@ -135,9 +135,10 @@ export function membersView(app, shell, signal) {
     });
     return html`
       <li class="member">
-        ${avatar(member.username)}
+        ${online(avatar(member.username), app.isOnline(member.userId) || you)}
         <div class="member-main">
-          <span class="member-name">${member.username}${you ? html`<span class="you"> (you)</span>` : null}</span>
+          <span class="member-name">${member.username}${you ? html`<span class="you"> (you)</span>` : null}${
+            app.isOnline(member.userId) || you ? html`<span class="sr-only">, online</span>` : null}</span>
           <span class="member-role role-${member.role}">${ROLE_LABEL[member.role] ?? member.role}${
             muted ? ` · muted until ${muted.toLocaleString()}` : ''}${
             app.state.blocks.has(member.userId) ? ' · blocked' : ''}</span>
@@ -195,4 +196,13 @@ export function membersView(app, shell, signal) {
   app.addEventListener('room', render, { signal });
   render();
   return root;
+}
+
+/** Marks an avatar with the online dot. */
+function online(avatarNode, isOnline) {
+  if (isOnline) {
+    avatarNode.classList.add('online');
+    avatarNode.title = 'Online';
+  }
+  return avatarNode;
 }

@@ -9,7 +9,7 @@
 
 import { html, refs, icon, replaceChildren } from '../dom.js';
 import { dayLabel, layout, linkify, timeLabel } from '../format.js';
-import { hasOlder } from '../state.js';
+import { hasOlder, mentions } from '../state.js';
 import * as notify from '../notify.js';
 import { avatar } from './sidebar.js';
 import { confirmDialog, inviteDialog, settingsDialog } from './dialogs.js';
@@ -18,6 +18,8 @@ import { confirmDialog, inviteDialog, settingsDialog } from './dialogs.js';
 const BOTTOM_SLACK = 48;
 /** Pixels from the top at which older messages are fetched. */
 const TOP_TRIGGER = 200;
+/** The reactions offered under every message. */
+const QUICK_REACTIONS = ['👍', '😄', '🎉', '❤️'];
 
 export function roomView(app, shell, signal) {
   const root = html`
@@ -50,6 +52,8 @@ export function roomView(app, shell, signal) {
         </div>
         <button type="button" class="jump" data-ref="jump" hidden>${icon('down')}<span>Jump to newest</span></button>
       </div>
+      <p class="typing" data-ref="typing" aria-live="polite"></p>
+      <p class="editing" data-ref="editing" hidden>Editing a message · Enter saves · Escape cancels</p>
       <form class="composer" data-ref="composer">
         <textarea data-ref="input" aria-label="Message" rows="1" enterkeyhint="send"
                   aria-describedby="composer-hint"></textarea>
@@ -61,6 +65,8 @@ export function roomView(app, shell, signal) {
   const nodes = new Map();
   const drafts = new Map();
   let shownRoom = null;
+  /** The message being edited in the composer, if one is. */
+  let editing = null;
 
   // ---- header ----
 
@@ -152,7 +158,11 @@ export function roomView(app, shell, signal) {
     const m = item.message;
     const head = item.head ? 'h' : 'c';
     if (m.pending) return `p${m.clientMsgId}:${m.state}:${head}:${app.state.connection}`;
-    return `m${m.msgId}:${head}`;
+    // What the node shows of a message that can change: its text, its tombstone,
+    // its reactions (and whether they are the user's).
+    const me = app.state.me.userId;
+    const reactions = (m.reactions ?? []).map((r) => `${r.emoji}${r.userIds.length}${r.userIds.includes(me) ? '*' : ''}`).join(',');
+    return `m${m.msgId}:${head}:${m.deleted ? 'x' : m.editedAt ?? ''}:${reactions}`;
   }
 
   function messageText(content) {
@@ -182,12 +192,97 @@ export function roomView(app, shell, signal) {
           ${item.head
             ? html`<div class="msg-meta"><span class="sender">${m.senderName}</span><time datetime="${m.createdAt}" title="${full}">${time}</time></div>`
             : html`<span class="sr-only">${m.senderName}, ${time}:</span>`}
-          <div class="msg-text">${messageText(m.content)}</div>
+          ${m.deleted
+            ? html`<div class="msg-text deleted">This message was deleted.</div>`
+            : html`<div class="msg-text">${messageText(m.content)}${m.editedAt ? html` <span class="edited" title="${new Date(m.editedAt).toLocaleString()}">(edited)</span>` : null}</div>`}
           ${m.pending ? pendingStatus(m) : null}
+          ${m.pending || m.deleted ? null : reactionsRow(m)}
         </div>
+        ${m.pending || m.deleted ? null : messageActions(m, mine)}
       </div>`;
     if (m.msgId) el.dataset.msgId = m.msgId;
+    if (!m.pending && mentions(m, app.state.me.userId)) el.classList.add('mentioned');
     return el;
+  }
+
+  function reactionsRow(m) {
+    const me = app.state.me.userId;
+    const list = m.reactions ?? [];
+    if (list.length === 0) return null;
+    return html`<div class="reactions">${list.map((r) => {
+      const mine = r.userIds.includes(me);
+      const names = r.userIds.map((u) => app.nameOf(m.chatSeq, u)).join(', ');
+      return html`<button type="button" class="reaction ${mine ? 'mine' : ''}" aria-pressed="${String(mine)}"
+        aria-label="${r.emoji} ${r.userIds.length}, by ${names}" title="${names}"
+        @click=${() => react(m, r.emoji, !mine)}>${r.emoji} <span>${r.userIds.length}</span></button>`;
+    })}</div>`;
+  }
+
+  function messageActions(m, mine) {
+    const room = app.currentRoom();
+    const staff = !room?.isDirected && ['owner', 'admin'].includes(app.myRole(m.chatSeq));
+    const me = app.state.me.userId;
+    return html`<div class="msg-actions" role="group" aria-label="Message actions">
+      ${QUICK_REACTIONS.map((emoji) => {
+        const reacted = (m.reactions ?? []).some((r) => r.emoji === emoji && r.userIds.includes(me));
+        return html`<button type="button" class="icon-button" aria-label="React with ${emoji}" title="React with ${emoji}"
+          @click=${() => react(m, emoji, !reacted)}>${emoji}</button>`;
+      })}
+      ${mine ? html`<button type="button" class="link-button" aria-label="Edit message" @click=${() => startEditing(m)}>Edit</button>` : null}
+      ${mine || staff ? html`<button type="button" class="link-button" aria-label="Delete message" @click=${() => deleteMessage(m)}>Delete</button>` : null}
+    </div>`;
+  }
+
+  async function react(m, emoji, add) {
+    try {
+      await app.react(m.msgId, emoji, add);
+    } catch (e) {
+      app.toast(e.message);
+    }
+  }
+
+  async function deleteMessage(m) {
+    const ok = await confirmDialog({
+      title: 'Delete this message?',
+      text: 'It is taken back for everyone; its text is gone for good.',
+      confirm: 'Delete',
+    });
+    if (!ok) return;
+    try {
+      await app.deleteMessage(m.msgId);
+    } catch (e) {
+      app.toast(e.message);
+    }
+  }
+
+  function startEditing(m) {
+    editing = { msgId: m.msgId, draft: r.input.value };
+    r.input.value = m.content;
+    r.editing.hidden = false;
+    autosize();
+    r.input.focus();
+  }
+
+  function stopEditing() {
+    if (!editing) return;
+    r.input.value = editing.draft;
+    editing = null;
+    r.editing.hidden = true;
+    autosize();
+  }
+
+  /** The user's newest message in the room that can be edited. */
+  function lastOwnMessage() {
+    const held = app.state.rooms_messages.get(app.state.current);
+    const me = app.state.me.userId;
+    return [...(held?.list ?? [])].reverse().find((m) => m.senderId === me && !m.deleted);
+  }
+
+  function renderTyping() {
+    const names = app.state.current === null ? [] : app.typingIn(app.state.current);
+    r.typing.textContent = names.length === 0 ? ''
+      : names.length === 1 ? `${names[0]} is typing…`
+        : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]} are typing…`;
   }
 
   function pendingStatus(m) {
@@ -290,9 +385,20 @@ export function roomView(app, shell, signal) {
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   }
 
-  function submit() {
+  async function submit() {
     const text = r.input.value;
     if (text.trim() === '') return;
+    if (editing) {
+      const { msgId } = editing;
+      try {
+        await app.editMessage(msgId, text);
+        editing.draft = drafts.get(app.state.current) === text ? '' : editing.draft;
+        stopEditing();
+      } catch (e) {
+        app.toast(e.message);
+      }
+      return;
+    }
     app.send(text);
     r.input.value = '';
     drafts.delete(app.state.current);
@@ -308,13 +414,29 @@ export function roomView(app, shell, signal) {
   r.input.addEventListener('keydown', (e) => {
     // An IME (Korean, Japanese, Chinese) uses Enter to commit what is being composed:
     // that Enter must not send. keyCode 229 is how Safari reports it after compositionend.
-    if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
+    if (e.isComposing || e.keyCode === 229) return;
+    if (e.key === 'Escape' && editing) {
+      e.preventDefault();
+      stopEditing();
+      return;
+    }
+    // Up in an empty composer edits the user's last message.
+    if (e.key === 'ArrowUp' && r.input.value === '' && !editing) {
+      const last = lastOwnMessage();
+      if (last) {
+        e.preventDefault();
+        startEditing(last);
+      }
+      return;
+    }
+    if (e.key !== 'Enter' || e.shiftKey) return;
     e.preventDefault();
     submit();
   });
   r.input.addEventListener('input', () => {
-    drafts.set(app.state.current, r.input.value);
+    if (!editing) drafts.set(app.state.current, r.input.value);
     autosize();
+    if (!editing && r.input.value !== '') app.typing();
   });
 
   // ---- wiring ----
@@ -326,11 +448,14 @@ export function roomView(app, shell, signal) {
     shownRoom = roomId;
     renderHead();
     if (changed) {
+      editing = null;
+      r.editing.hidden = true;
       nodes.clear();
       r.items.replaceChildren();
       r.input.value = drafts.get(roomId) ?? '';
       autosize();
     }
+    renderTyping();
     if (roomId !== null) {
       renderMessages(true);
       if (changed && window.matchMedia('(min-width: 700px)').matches) r.input.focus();
@@ -344,6 +469,9 @@ export function roomView(app, shell, signal) {
   }, { signal });
   app.addEventListener('messages', (e) => {
     if (e.detail === app.state.current) renderMessages();
+  }, { signal });
+  app.addEventListener('typing', (e) => {
+    if (e.detail === app.state.current) renderTyping();
   }, { signal });
   app.addEventListener('connection', () => {
     renderHead();
