@@ -80,9 +80,16 @@ test('edit, delete, react, typing and mentions, seen from both sides', async () 
   await message(carol.page, 'hello team').getByRole('button', { name: /^👍 1/ }).click();
   await message(alice.page, 'hello team').locator('.reaction').waitFor({ state: 'detached' });
 
-  // A mention is highlighted for the one mentioned.
+  // A mention is highlighted for the one mentioned; member names autocomplete.
   await composer(carol.page).fill('');
-  await say(carol.page, '@alice have a look');
+  await carol.page.getByRole('button', { name: 'Members' }).click();
+  await carol.page.locator('.member', { hasText: 'alice' }).waitFor();
+  await composer(carol.page).pressSequentially('@al');
+  await carol.page.getByRole('listbox', { name: 'Mention' }).getByRole('option', { name: '@alice' }).waitFor();
+  await composer(carol.page).press('Tab');
+  assert.equal(await composer(carol.page).inputValue(), '@alice ');
+  await composer(carol.page).pressSequentially('have a look');
+  await composer(carol.page).press('Enter');
   await message(alice.page, 'have a look').and(alice.page.locator('.mentioned')).waitFor();
   assert.equal(await message(carol.page, 'have a look').and(carol.page.locator('.mentioned')).count(), 0);
 

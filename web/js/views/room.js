@@ -54,9 +54,10 @@ export function roomView(app, shell, signal) {
       </div>
       <p class="typing" data-ref="typing" aria-live="polite"></p>
       <p class="editing" data-ref="editing" hidden>Editing a message · Enter saves · Escape cancels</p>
+      <ul class="mention-suggest" id="mention-suggest" role="listbox" aria-label="Mention" data-ref="suggest" hidden></ul>
       <form class="composer" data-ref="composer">
         <textarea data-ref="input" aria-label="Message" rows="1" enterkeyhint="send"
-                  aria-describedby="composer-hint"></textarea>
+                  aria-describedby="composer-hint" aria-controls="mention-suggest" aria-autocomplete="list"></textarea>
         <button type="submit" class="send" aria-label="Send" title="Send">${icon('send')}</button>
       </form>
       <p class="composer-hint" id="composer-hint">Enter sends · Shift+Enter starts a new line</p>
@@ -271,6 +272,52 @@ export function roomView(app, shell, signal) {
     autosize();
   }
 
+  // ---- mention autocomplete ----
+
+  /** The `@name` being typed just before the caret, if one is. */
+  function mentionAtCaret() {
+    const before = r.input.value.slice(0, r.input.selectionStart);
+    const match = before.match(/(^|[^\p{L}\p{N}_.-])@([\p{L}\p{N}_.-]{0,32})$/u);
+    return match ? { start: before.length - match[2].length, prefix: match[2].toLowerCase() } : null;
+  }
+
+  let suggestions = [];
+  let chosen = 0;
+
+  function renderSuggestions() {
+    const at = mentionAtCaret();
+    const roomId = app.state.current;
+    const me = app.state.me.userId;
+    const members = app.state.members.get(roomId)?.members ?? [];
+    const names = members.filter((m) => m.userId !== me).map((m) => m.username);
+    if (['owner', 'admin'].includes(app.myRole(roomId)) && !app.currentRoom()?.isDirected) names.push('room');
+    suggestions = at ? names.filter((n) => n.toLowerCase().startsWith(at.prefix)).slice(0, 6) : [];
+    chosen = Math.min(chosen, Math.max(0, suggestions.length - 1));
+    r.suggest.hidden = suggestions.length === 0;
+    r.input.setAttribute('aria-expanded', String(suggestions.length > 0));
+    replaceChildren(r.suggest, ...suggestions.map((name, i) => {
+      const option = html`<li role="option" id="mention-option-${i}" aria-selected="${String(i === chosen)}"
+        @mousedown=${(e) => { e.preventDefault(); accept(i); }}>@${name}</li>`;
+      return option;
+    }));
+    if (suggestions.length) r.input.setAttribute('aria-activedescendant', `mention-option-${chosen}`);
+    else r.input.removeAttribute('aria-activedescendant');
+  }
+
+  function accept(i) {
+    const at = mentionAtCaret();
+    if (!at || !suggestions[i]) return;
+    const value = r.input.value;
+    const caret = r.input.selectionStart;
+    const inserted = `${suggestions[i]} `;
+    r.input.value = value.slice(0, at.start) + inserted + value.slice(caret);
+    const end = at.start + inserted.length;
+    r.input.setSelectionRange(end, end);
+    suggestions = [];
+    renderSuggestions();
+    r.input.dispatchEvent(new Event('input'));
+  }
+
   /** The user's newest message in the room that can be edited. */
   function lastOwnMessage() {
     const held = app.state.rooms_messages.get(app.state.current);
@@ -415,6 +462,25 @@ export function roomView(app, shell, signal) {
     // An IME (Korean, Japanese, Chinese) uses Enter to commit what is being composed:
     // that Enter must not send. keyCode 229 is how Safari reports it after compositionend.
     if (e.isComposing || e.keyCode === 229) return;
+    if (suggestions.length) {
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        chosen = (chosen + (e.key === 'ArrowDown' ? 1 : suggestions.length - 1)) % suggestions.length;
+        renderSuggestions();
+        return;
+      }
+      if (e.key === 'Enter' || e.key === 'Tab') {
+        e.preventDefault();
+        accept(chosen);
+        return;
+      }
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        suggestions = [];
+        r.suggest.hidden = true;
+        return;
+      }
+    }
     if (e.key === 'Escape' && editing) {
       e.preventDefault();
       stopEditing();
@@ -437,6 +503,11 @@ export function roomView(app, shell, signal) {
     if (!editing) drafts.set(app.state.current, r.input.value);
     autosize();
     if (!editing && r.input.value !== '') app.typing();
+    renderSuggestions();
+  });
+  r.input.addEventListener('blur', () => {
+    suggestions = [];
+    r.suggest.hidden = true;
   });
 
   // ---- wiring ----
