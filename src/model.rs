@@ -238,6 +238,10 @@ pub struct Change {
     /// edit adds), who do not block the sender: what the store indexes, with the
     /// change, for `GET /api/users/me/mentions`.
     pub mentioned: Vec<UserId>,
+    /// The message as it was before the change (`None` for a new message): what an
+    /// index of what messages say takes out when a change replaces or deletes the
+    /// text. Only in the buffer: a change read back from the log has none.
+    pub before: Option<Arc<Message>>,
 }
 
 impl Change {

@@ -259,6 +259,7 @@ impl Chat {
             kind: decided.kind,
             message: Arc::clone(&message),
             mentioned,
+            before: Some(Arc::clone(&current)),
         });
         let generation = self.store.append(Arc::clone(&change));
         if !sync {

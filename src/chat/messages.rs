@@ -271,6 +271,7 @@ impl Chat {
             kind: ChangeKind::Posted,
             message: Arc::clone(&message),
             mentioned,
+            before: None,
         }));
         let view = MessageView {
             message,

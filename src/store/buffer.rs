@@ -376,6 +376,7 @@ mod tests {
                 reactions: Vec::new(),
             }),
             mentioned: Vec::new(),
+            before: None,
         })
     }
 

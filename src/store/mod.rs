@@ -224,9 +224,10 @@ fn remove_pair(tree: &sled::Tree, a: u64, b: u64) -> StoreResult<()> {
 /// What one chunk of a flush writes, one sled batch per tree, applied in an order
 /// that a crash can only cut, never reorder (sled recovers its log in order, and a
 /// batch whole or not at all):
-/// 1. what points to messages (client-id references; indexes of what a message
-///    says join here): after a crash a stored message has all of them, and one
-///    whose message is missing is recognized as unused;
+/// 1. what points to messages (client-id references, the mention index; an index
+///    of what messages say joins here, adding a change's new text and taking out
+///    `Change::before`'s): after a crash a stored message has all of them, and one
+///    whose message is missing (or no longer says it) is recognized by its reader;
 /// 2. the messages as they are after the chunk's changes;
 /// 3. the log entries: a logged change always finds its message at least as new.
 #[derive(Default)]
@@ -811,6 +812,7 @@ impl Store {
                 kind: record.kind.into_kind(),
                 message,
                 mentioned: Vec::new(),
+                before: None,
             });
         }
         for change in buffered {
@@ -827,6 +829,7 @@ impl Store {
                 kind: change.kind.clone(),
                 message,
                 mentioned: Vec::new(),
+                before: None,
             });
         }
         Ok(changes)
