@@ -309,3 +309,38 @@ test("a sender's 1 000 messages arrive in order", async (t) => {
   assert.deepEqual(chats.map((m) => m.content), Array.from({ length: 1000 }, (_, i) => `n${i}`));
   assert.deepEqual(chats.map((m) => m.msgId), Array.from({ length: 1000 }, (_, i) => i + 1));
 });
+
+test('typing, edits, reactions and deletes reach socket.io clients; a typing frame is acknowledged', async (t) => {
+  const base = await startServer(t);
+  const alice = await register(base, 'alice');
+  const bob = await register(base, 'bob');
+  const room = await createRoom(base, alice, 'general');
+  await join(base, bob, room);
+  const aliceSocket = connectSocketIo(t, base, { auth: { token: alice.token } });
+  const bobSocket = connectSocketIo(t, base, { auth: { token: bob.token } });
+  await Promise.all([once(aliceSocket, 'rooms'), once(bobSocket, 'rooms')]);
+  const typing = inbox(aliceSocket, 'typing');
+  const ack = await bobSocket.timeout(PATIENCE_MS).emitWithAck('typing', { chatSeq: room });
+  assert.deepEqual(ack, {});
+  const [event] = await typing.take(1);
+  assert.deepEqual(event, { chatSeq: room, userId: bob.userId, username: 'bob' });
+  // Too soon again: refused in the acknowledgement.
+  const refused = await bobSocket.timeout(PATIENCE_MS).emitWithAck('typing', { chatSeq: room });
+  assert.equal(refused.error, 'rate_limited');
+
+  const sent = await api(base, 'POST', `/api/chatrooms/${room}/messages`, alice.token, { content: 'helo' });
+  const edits = inbox(bobSocket, 'message edited');
+  const reactions = inbox(bobSocket, 'reaction');
+  const deletes = inbox(bobSocket, 'message deleted');
+  const msg = sent.body.msgId;
+  assert.equal((await api(base, 'PATCH', `/api/chatrooms/${room}/messages/${msg}`, alice.token, { content: 'hello' })).status, 200);
+  assert.equal((await api(base, 'PUT', `/api/chatrooms/${room}/messages/${msg}/reactions/%F0%9F%91%8D`, alice.token)).status, 204);
+  assert.equal((await api(base, 'DELETE', `/api/chatrooms/${room}/messages/${msg}`, alice.token)).status, 204);
+  const [edit] = await edits.take(1);
+  assert.equal(edit.content, 'hello');
+  assert.equal(edit.seq, sent.body.seq + 1);
+  const [reaction] = await reactions.take(1);
+  assert.deepEqual({ emoji: reaction.emoji, added: reaction.added, seq: reaction.seq }, { emoji: '👍', added: true, seq: sent.body.seq + 2 });
+  const [deleted] = await deletes.take(1);
+  assert.deepEqual(deleted, { chatSeq: room, seq: sent.body.seq + 3, msgId: msg, byUserId: alice.userId });
+});
