@@ -73,6 +73,18 @@ test('resume lists the newest message held per room the user is in', () => {
   assert.equal(resumeParam(new Map([[3, { msgId: 12, seq: 20 }]]), () => true), '3:12:20');
 });
 
+test('unread mentions follow new messages and reading', () => {
+  const room = { lastMsgId: 4, lastReadMsgId: 4, unreadCount: 0, unreadMentions: 0 };
+  const mention = { msgId: 5, senderId: 2, mentions: [1] };
+  const after = roomAfterChat(room, mention, false, 1);
+  assert.equal(after.unreadMentions, 1);
+  assert.equal(roomAfterChat(after, { msgId: 6, senderId: 2, mentionsRoom: true }, false, 1).unreadMentions, 2);
+  assert.equal(roomAfterChat(after, { msgId: 6, senderId: 2 }, false, 1).unreadMentions, 1);
+  assert.equal(roomAfterChat(room, mention, true, 1).unreadMentions, 0, 'read at once');
+  assert.equal(roomAfterRead(after, 4).unreadMentions, 1);
+  assert.equal(roomAfterRead(after, 5).unreadMentions, 0);
+});
+
 test('change events update the message they name, once', () => {
   const list = [m(1, { seq: 1, reactions: [] }), m(2, { seq: 2, reactions: [] })];
   assert.equal(newestSeq(list), 2);

@@ -560,7 +560,7 @@ const EVENTS = {
     }
     const mine = message.senderId === me;
     const reading = roomId === this.state.current && document.visibilityState === 'visible' && this.isReading?.();
-    this.upsertRoom(roomAfterChat(room, message, mine || reading));
+    this.upsertRoom(roomAfterChat(room, message, mine || reading, me));
     if (held) this.emit('messages', roomId);
     if (reading && !mine) this.markRead();
     if (!mine && !message.deleted) {

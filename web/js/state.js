@@ -13,15 +13,21 @@ export function unreadOf(room) {
  * The room after a `chat` event. `read` is true when the message counts as read at
  * once: the user sent it, or is looking at the room.
  */
-export function roomAfterChat(room, message, read) {
+export function roomAfterChat(room, message, read, me) {
   const lastMsgId = Math.max(room.lastMsgId ?? 0, message.msgId);
   let lastReadMsgId = room.lastReadMsgId ?? room.lastMsgId ?? 0;
   if (read) lastReadMsgId = Math.max(lastReadMsgId, message.msgId);
+  // A new message that mentions the user and is not read counts; reading to the
+  // end clears them all (the server's count is exact; this follows it live).
+  let unreadMentions = room.unreadMentions ?? 0;
+  if (read && lastReadMsgId >= lastMsgId) unreadMentions = 0;
+  else if (!read && me !== undefined && message.senderId !== me && mentions(message, me)) unreadMentions += 1;
   return {
     ...room,
     lastMsgId,
     lastReadMsgId,
     unreadCount: Math.max(0, lastMsgId - lastReadMsgId),
+    unreadMentions,
     lastMessageAt: message.createdAt ?? room.lastMessageAt,
   };
 }
@@ -30,7 +36,8 @@ export function roomAfterChat(room, message, read) {
 export function roomAfterRead(room, lastReadMsgId) {
   const read = Math.max(room.lastReadMsgId ?? 0, lastReadMsgId);
   const lastMsgId = Math.max(room.lastMsgId ?? 0, read);
-  return { ...room, lastMsgId, lastReadMsgId: read, unreadCount: Math.max(0, lastMsgId - read) };
+  const unreadMentions = read >= lastMsgId ? 0 : room.unreadMentions ?? 0;
+  return { ...room, lastMsgId, lastReadMsgId: read, unreadCount: Math.max(0, lastMsgId - read), unreadMentions };
 }
 
 /**

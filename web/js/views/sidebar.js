@@ -88,6 +88,7 @@ export function sidebarView(app, signal) {
       html`<span class="room-icon">${kind}</span>`,
       html`<span class="room-name">${title}</span>`,
       room.lastMessageAt ? html`<time class="room-when" datetime="${room.lastMessageAt}">${shortWhen(new Date(room.lastMessageAt))}</time>` : null,
+      room.unreadMentions ? html`<span class="badge mention" title="Mentions you">@<span class="sr-only"> ${room.unreadMentions} unread ${room.unreadMentions === 1 ? 'mention' : 'mentions'}</span></span>` : null,
       unread ? html`<span class="badge ${muted ? 'muted' : ''}">${unread > 99 ? '99+' : unread}<span class="sr-only"> unread</span></span>` : null,
     );
     link.classList.toggle('unread', unread > 0);
