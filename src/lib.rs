@@ -19,6 +19,7 @@
 //! - [`store`]: sled trees and the write-behind buffer (repository and cache).
 //! - [`events`]: the in-process bus from the domain to connections (event emitter).
 //! - [`jobs`]: scheduled work: the buffer flush (scheduler).
+//! - [`search`]: the words of search: index tokens, queries, the check of a match.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`proxy`]: who the client is: the TCP peer, or the address a trusted proxy forwards.
 //! - [`model`]: the domain's vocabulary (typed ids, times, users, rooms, messages),
@@ -44,6 +45,7 @@ pub mod metrics;
 pub mod model;
 pub mod proxy;
 pub mod reply;
+pub mod search;
 pub mod server;
 pub mod session;
 pub mod shutdown;

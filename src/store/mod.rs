@@ -7,6 +7,7 @@
 
 mod backup;
 mod buffer;
+pub mod index;
 mod migrate;
 mod records;
 
