@@ -121,6 +121,44 @@ pub fn list_rooms(chat: &Chat) -> String {
     )
 }
 
+/// The space the data directory takes, as a table.
+pub fn usage(chat: &Chat) -> Result<String, AdminError> {
+    let usage = chat.usage()?;
+    Ok(table(
+        &["WHAT", "COUNT", "BYTES", "SIZE"],
+        vec![
+            vec![
+                "database".into(),
+                "-".into(),
+                usage.database_bytes.to_string(),
+                human_bytes(usage.database_bytes),
+            ],
+            vec![
+                "files".into(),
+                usage.files.to_string(),
+                usage.file_bytes.to_string(),
+                human_bytes(usage.file_bytes),
+            ],
+        ],
+    ))
+}
+
+/// `12.3 MiB`, for people.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// Writes a backup of the data directory of `config` to `out`: directly when no
 /// server runs there, else through the running server's `GET /api/admin/backup`.
 /// The file is written beside `out` and renamed once verified.
@@ -246,5 +284,7 @@ mod tests {
             ],
         );
         assert_eq!(text, "ID  NAME\n1   alice\n10  bo");
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(25 * 1024 * 1024), "25.0 MiB");
     }
 }

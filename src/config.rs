@@ -60,6 +60,10 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's body.
     #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
     pub body_read_timeout: Duration,
+    /// How long an upload may take in all; its body must also keep coming, at
+    /// most `body_read_timeout` between two pieces.
+    #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
+    pub upload_timeout: Duration,
     /// Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` is
     /// believed; empty believes none.
     pub trusted_proxies: Vec<String>,
@@ -75,6 +79,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
+            upload_timeout: Duration::from_secs(600),
             trusted_proxies: Vec::new(),
         }
     }
@@ -163,6 +168,10 @@ pub struct LimitsConfig {
     /// History pages' worth of messages one page request reads at most while it
     /// skips the messages of senders the caller blocks.
     pub history_scan_pages: u32,
+    /// The largest file an upload may store, in bytes.
+    pub max_file_bytes: u64,
+    /// Uploads per user and hour.
+    pub uploads_per_hour: u32,
 }
 
 impl Default for LimitsConfig {
@@ -188,6 +197,8 @@ impl Default for LimitsConfig {
             concurrent_login_hashes: 2,
             concurrent_other_hashes: 1,
             history_scan_pages: 10,
+            max_file_bytes: 25 * 1024 * 1024,
+            uploads_per_hour: 120,
         }
     }
 }
@@ -374,6 +385,15 @@ impl Config {
         }
         if self.server.header_read_timeout.is_zero() {
             return invalid("server.header_read_timeout", "must be above 0");
+        }
+        if self.limits.max_file_bytes == 0 {
+            return invalid("limits.max_file_bytes", "must be at least 1");
+        }
+        if self.limits.uploads_per_hour == 0 {
+            return invalid("limits.uploads_per_hour", "must be at least 1");
+        }
+        if self.server.upload_timeout.is_zero() {
+            return invalid("server.upload_timeout", "must be above 0");
         }
         if self.server.body_read_timeout.is_zero() {
             return invalid("server.body_read_timeout", "must be above 0");

@@ -26,6 +26,9 @@ pub enum Error {
     UserNotFound,
     #[error("no such message")]
     MessageNotFound,
+    /// Something else that does not exist (or that the caller may not know of).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
     /// The state forbids it (a name taken, not a member, …).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -80,6 +83,7 @@ impl Error {
             | Self::TooLarge { code, .. }
             | Self::RateLimited { code, .. }
             | Self::Timeout { code, .. }
+            | Self::NotFound { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::BadCredentials => "bad_credentials",

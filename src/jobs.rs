@@ -193,6 +193,13 @@ fn expire(chat: &Chat) {
 
 async fn housekeeping(chat: Arc<Chat>) {
     chat.prune_rate_limits();
+    let sweeper = Arc::clone(&chat);
+    match tokio::task::spawn_blocking(move || sweeper.sweep_files(false)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(removed)) => tracing::info!(removed, "removed the bytes of deleted files"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "sweeping files failed"),
+        Err(e) => tracing::warn!(error = %e, "the file sweep task failed"),
+    }
     match tokio::task::spawn_blocking(move || chat.prune_client_ids()).await {
         Ok(Ok(0)) => {}
         Ok(Ok(pruned)) => tracing::debug!(pruned, "old client message ids forgotten"),

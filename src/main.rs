@@ -74,6 +74,8 @@ enum AdminAction {
     ListUsers,
     /// List the rooms, closed ones included.
     ListRooms,
+    /// Show the space the data directory takes: the database and the stored files.
+    Usage,
 }
 
 #[derive(Args, Default)]
@@ -128,18 +130,21 @@ fn main() -> ExitCode {
         } => config.load().and_then(|config| {
             report(admin::backup(&config, &out, server).map(|stats| {
                 format!(
-                    "backup written to {}: {} trees, {} records",
+                    "backup written to {}: {} trees, {} records, {} files ({} bytes)",
                     out.display(),
                     stats.trees,
-                    stats.entries
+                    stats.entries,
+                    stats.files,
+                    stats.file_bytes
                 )
             }))
         }),
         Command::Restore { file, data_dir } => {
             report(admin::restore(&file, &data_dir).map(|stats| {
                 format!(
-                    "restored {} records into {}",
+                    "restored {} records and {} files into {}",
                     stats.entries,
+                    stats.files,
                     data_dir.display()
                 )
             }))
@@ -213,6 +218,7 @@ fn run_admin(config: &Config, action: AdminAction) -> Result<(), ExitCode> {
             }
             AdminAction::ListUsers => admin::list_users(&chat),
             AdminAction::ListRooms => admin::list_rooms(&chat),
+            AdminAction::Usage => admin::usage(&chat)?,
         };
         chat.close()?;
         Ok::<_, AdminError>(text)

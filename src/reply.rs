@@ -17,7 +17,10 @@ pub fn status_of(error: &Error) -> StatusCode {
         Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
         Error::Unauthorized | Error::BadCredentials => StatusCode::UNAUTHORIZED,
         Error::Forbidden { .. } => StatusCode::FORBIDDEN,
-        Error::RoomNotFound | Error::UserNotFound | Error::MessageNotFound => StatusCode::NOT_FOUND,
+        Error::RoomNotFound
+        | Error::UserNotFound
+        | Error::MessageNotFound
+        | Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Conflict { .. } => StatusCode::CONFLICT,
         Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -97,7 +97,13 @@ fn segments(normalized: &str) -> impl Iterator<Item = Segment<'_>> {
             continue;
         }
         let end = chars
-            .find(|&(_, c)| if cjk { !is_cjk(c) } else { is_cjk(c) || !is_word_char(c) })
+            .find(|&(_, c)| {
+                if cjk {
+                    !is_cjk(c)
+                } else {
+                    is_cjk(c) || !is_word_char(c)
+                }
+            })
             .map_or(rest.len(), |(i, _)| i);
         let (segment, tail) = rest.split_at(end);
         rest = tail;
@@ -270,7 +276,10 @@ mod tests {
 
     #[test]
     fn latin_words_are_case_insensitive_and_normalized() {
-        assert_eq!(tokens("Deploy the API, 2nd try!"), ["2nd", "api", "deploy", "the", "try"]);
+        assert_eq!(
+            tokens("Deploy the API, 2nd try!"),
+            ["2nd", "api", "deploy", "the", "try"]
+        );
         assert_eq!(tokens("ＲＵＳＴ Straße ÉCOLE"), ["rust", "straße", "école"]);
         assert!(finds("rust", "I like RUST."));
         assert!(finds("ÉCOLE", "l'école"));
@@ -323,7 +332,9 @@ mod tests {
         assert!(!finds(&long, &longer), "same cap, other word");
         // A cap inside a multi-byte character stays on a boundary.
         let accents = "é".repeat(40);
-        assert!(index_tokens(&accents).iter().all(|t| t.len() <= MAX_TOKEN_BYTES));
+        assert!(index_tokens(&accents)
+            .iter()
+            .all(|t| t.len() <= MAX_TOKEN_BYTES));
         assert!(finds(&accents, &accents));
     }
 

@@ -1,6 +1,10 @@
 //! What the operator does: accounts by hand, listings, backups.
 
+use std::io::Write;
 use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
 
 use super::accounts::check_password;
 use super::password;
@@ -8,6 +12,7 @@ use super::view::timestamp;
 use super::Chat;
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::store::{BackupWriter, StoreError};
 
 /// A user as `daehwa admin list-users` shows it.
 #[derive(Debug, Clone)]
@@ -145,25 +150,102 @@ impl Chat {
         Ok(self.store.close()?)
     }
 
-    /// A consistent snapshot of the database, with everything buffered flushed first.
-    pub async fn backup(&self) -> Result<Vec<u8>> {
+    /// A consistent snapshot of the database and its files, with everything
+    /// buffered flushed first, as a stream of bytes. The trees are copied into
+    /// memory first, so that flushes pause only as long as that takes, whatever the
+    /// pace of the reader; the files are streamed from disk.
+    pub async fn backup(&self) -> Result<BackupStream> {
         while self.store.buffered_changes() > 0 {
             self.flush().await?;
         }
         let store = self.store.clone();
         let started = std::time::Instant::now();
-        let (bytes, stats) = tokio::task::spawn_blocking(move || {
-            let mut bytes = Vec::new();
-            store.export(&mut bytes).map(|stats| (bytes, stats))
+        let (trees, writer) = tokio::task::spawn_blocking(move || {
+            let mut writer = BackupWriter::new();
+            let mut trees = Vec::new();
+            writer.trees(&store, &mut trees).map(|()| (trees, writer))
         })
         .await
         .map_err(|_| Error::Internal)??;
-        tracing::info!(
-            entries = stats.entries,
-            bytes = bytes.len(),
-            millis = started.elapsed().as_millis() as u64,
-            "backup taken"
-        );
-        Ok(bytes)
+        let (sender, receiver) = tokio::sync::mpsc::channel(BACKUP_QUEUE);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = ChannelWriter(sender.clone());
+            let outcome = out
+                .write_all(&trees)
+                .map_err(StoreError::from)
+                .and_then(|()| {
+                    let mut writer = writer;
+                    writer.files(&store, &mut out)?;
+                    writer.finish(&mut out)
+                });
+            match outcome {
+                Ok(stats) => tracing::info!(
+                    entries = stats.entries,
+                    files = stats.files,
+                    file_bytes = stats.file_bytes,
+                    millis = started.elapsed().as_millis() as u64,
+                    "backup taken"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "backup failed");
+                    // The reader sees the body break off, never a backup cut short.
+                    let _ = sender.blocking_send(Err(std::io::Error::other("backup failed")));
+                }
+            }
+        });
+        Ok(BackupStream(receiver))
+    }
+
+    /// What the data directory takes: the database and the stored files.
+    pub fn usage(&self) -> Result<Usage> {
+        let files = self.store.files_usage()?;
+        Ok(Usage {
+            database_bytes: self.store.size_on_disk()?,
+            files: files.files,
+            file_bytes: files.bytes,
+        })
+    }
+}
+
+/// Pieces of a backup waiting for the reader.
+const BACKUP_QUEUE: usize = 16;
+
+/// What the data directory takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub database_bytes: u64,
+    pub files: u64,
+    pub file_bytes: u64,
+}
+
+/// A backup as it is written, piece by piece.
+pub struct BackupStream(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl Stream for BackupStream {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Writes into a backup's channel, waiting while the reader is behind; fails once
+/// the reader is gone.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

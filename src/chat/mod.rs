@@ -9,6 +9,7 @@
 mod accounts;
 pub mod admin;
 mod changes;
+pub mod files;
 mod limits;
 mod mentions;
 mod messages;
@@ -63,6 +64,8 @@ pub struct Settings {
     pub history_scan_pages: u32,
     /// How long after a user's last session closes they are announced offline.
     pub presence_grace: std::time::Duration,
+    pub max_file_bytes: u64,
+    pub uploads_per_hour: u32,
 }
 
 impl Settings {
@@ -88,6 +91,8 @@ impl Settings {
             concurrent_login_hashes: limits.concurrent_login_hashes,
             concurrent_other_hashes: limits.concurrent_other_hashes,
             history_scan_pages: limits.history_scan_pages,
+            max_file_bytes: limits.max_file_bytes,
+            uploads_per_hour: limits.uploads_per_hour,
         }
     }
 }
@@ -137,6 +142,7 @@ struct Limits {
     room_password_by_user: KeyedLimit<UserId>,
     room_password_by_room: KeyedLimit<RoomId>,
     room_creations: KeyedLimit<UserId>,
+    uploads: KeyedLimit<UserId>,
 }
 
 impl Limits {
@@ -168,6 +174,7 @@ impl Limits {
                 keys,
             ),
             room_creations: KeyedLimit::per_window(settings.rooms_per_hour, hour, keys),
+            uploads: KeyedLimit::per_window(settings.uploads_per_hour, hour, keys),
         }
     }
 
@@ -179,6 +186,7 @@ impl Limits {
         self.room_password_by_user.prune();
         self.room_password_by_room.prune();
         self.room_creations.prune();
+        self.uploads.prune();
     }
 }
 
@@ -465,6 +473,13 @@ impl Chat {
             .filter(|(_, room)| !room.sequence().unsaved.is_empty())
             .map(|(id, _)| *id)
             .collect();
+        let swept = store.sweep_files(true, std::time::Duration::ZERO)?;
+        if swept > 0 {
+            tracing::info!(
+                removed = swept,
+                "removed abandoned uploads and deleted files"
+            );
+        }
         tracing::info!(
             users = accounts.users.len(),
             rooms = directory.rooms.len(),

@@ -35,7 +35,7 @@ pub(super) fn backup(
                     return Err(Error::Unauthorized.into());
                 }
                 let backup = chat.backup().await?;
-                let mut reply = backup.into_response();
+                let mut reply = warp::reply::stream(backup).into_response();
                 reply.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/octet-stream"),

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod files;
 mod messages;
 mod moderation;
 pub mod openapi;

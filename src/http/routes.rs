@@ -20,7 +20,7 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{admin, auth, messages, moderation, openapi, ops, rooms, web, BodyLimits};
+use super::{admin, auth, files, messages, moderation, openapi, ops, rooms, web, BodyLimits};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::proxy::TrustedProxies;
@@ -32,6 +32,7 @@ pub struct Deps {
     proxies: Arc<TrustedProxies>,
     flush_interval: Duration,
     admin_token: Arc<str>,
+    upload_timeouts: files::UploadTimeouts,
 }
 
 impl Deps {
@@ -101,6 +102,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: Method::DELETE, path: "/api/chatrooms/{roomId}/invite", build: |d| moderation::decline_invite(d.chat()).boxed() },
     Endpoint { method: Method::PATCH, path: "/api/chatrooms/{roomId}", build: |d| moderation::settings(d.chat(), d.body_limit).boxed() },
     Endpoint { method: Method::GET, path: "/api/chatrooms/{roomId}/members", build: |d| moderation::members(d.chat()).boxed() },
+    // Files.
+    Endpoint { method: Method::POST, path: "/api/chatrooms/{roomId}/files", build: |d| files::upload(d.chat(), d.upload_timeouts).boxed() },
+    Endpoint { method: Method::GET, path: "/api/files/{fileId}", build: |d| files::download(d.chat()).boxed() },
+    Endpoint { method: Method::POST, path: "/api/files/cookie", build: |d| files::make_cookie(d.chat()).boxed() },
+    Endpoint { method: Method::DELETE, path: "/api/files/cookie", build: |_| files::clear_cookie().boxed() },
 ];
 
 /// A path template, split into segments: `Some(literal)` or `None` for `{param}`.
@@ -259,6 +265,10 @@ where
         ),
         flush_interval: config.storage.flush_interval,
         admin_token: config.admin.token.as_str().into(),
+        upload_timeouts: files::UploadTimeouts {
+            idle: config.server.body_read_timeout,
+            total: config.server.upload_timeout,
+        },
     };
     let mut router = paths(TEMPLATES.clone(), true)
         .and(outside.or(web::routes()).unify())

@@ -2,22 +2,33 @@
 //! an empty directory.
 //!
 //! The file is `MAGIC`, then bincode frames: `Tree(name)`, `Entry(key, value)` for
-//! each record of that tree, and `End { entries, checksum }` (CRC-32 of every tree name,
-//! key and value). A file without its `End`, or with a wrong checksum, is refused whole.
+//! each record of that tree, then for each stored file `File { id, size }` and its
+//! bytes in `Chunk`s, and `End { entries, checksum }` (CRC-32 of every tree name,
+//! key and value, file id and byte). A file without its `End`, or with a wrong
+//! checksum, is refused whole. Backups of version 1 (no files) are still read.
 //!
-//! Consistency while the server runs: flushes are paused for the duration, so the
-//! message tree does not move; it is written first, and the trees it refers to
-//! (rooms, users) after it, so every message's room and sender are in the file. Each
-//! room's history in a backup is therefore a prefix of what the server had sent.
+//! Consistency while the server runs: flushes are paused while the trees are
+//! written, so the message tree does not move; it is written first, and the trees
+//! it refers to (rooms, users, files) after it, so every message's room, sender and
+//! attachments are in the file. Each room's history in a backup is therefore a
+//! prefix of what the server had sent. Then the files of the records written are
+//! copied, with removals of stored bytes held off (files never change, and only
+//! the sweep removes them), so every record in the backup has its bytes.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, StoreResult, CLEAN_KEY};
+use super::{files, id_of, Store, StoreError, StoreResult, CLEAN_KEY};
 
-const MAGIC: &[u8] = b"DAEHWA-BACKUP 1\n";
+const MAGIC: &[u8] = b"DAEHWA-BACKUP 2\n";
+/// The magic of backups made before files were part of them.
+const MAGIC_V1: &[u8] = b"DAEHWA-BACKUP 1\n";
+/// The tree whose keys name the files a backup copies.
+const FILES_TREE: &[u8] = b"fileid_file";
+/// Bytes of a file per `Chunk` frame.
+const FILE_CHUNK: usize = 256 * 1024;
 /// The trees whose records others point to come after the message trees; read
 /// markers, which point to messages, come before them.
 const ORDER_FIRST: [&str; 6] = [
@@ -31,11 +42,22 @@ const ORDER_FIRST: [&str; 6] = [
 /// Records written per sled batch on restore.
 const RESTORE_BATCH: usize = 10_000;
 
+/// One frame of a backup. New variants go at the end: bincode numbers them.
 #[derive(Serialize, Deserialize)]
 enum Frame {
     Tree(Vec<u8>),
     Entry(Vec<u8>, Vec<u8>),
     End { entries: u64, checksum: u32 },
+    File { id: u64, size: u64 },
+    Chunk(Vec<u8>),
+}
+
+/// What a backup holds, as its reader meets it.
+enum Item<'a> {
+    Tree(&'a [u8]),
+    Entry(&'a [u8], Vec<u8>),
+    File { id: u64, size: u64 },
+    Chunk(&'a [u8]),
 }
 
 /// What a backup holds.
@@ -43,18 +65,42 @@ enum Frame {
 pub struct BackupStats {
     pub trees: usize,
     pub entries: u64,
+    pub files: u64,
+    pub file_bytes: u64,
 }
 
 fn bad(message: impl Into<String>) -> StoreError {
     StoreError::Backup(message.into())
 }
 
-impl Store {
-    /// Writes a snapshot of the database to `out`. Blocking: run it off the async
-    /// threads. Flushes wait until it is done.
-    pub fn export(&self, out: impl Write) -> StoreResult<BackupStats> {
-        let _no_flushes = self.inner.buffer.pause_flushes();
-        let db = &self.inner.db;
+/// A backup being written: the frames so far, counted and checksummed. The trees
+/// first ([`BackupWriter::trees`], flushes paused), then the files of the records
+/// written ([`BackupWriter::files`]), then the end.
+pub struct BackupWriter {
+    checksum: crc32fast::Hasher,
+    stats: BackupStats,
+    /// The files whose records were written.
+    file_ids: Vec<u64>,
+}
+
+fn write_frame(out: &mut impl Write, frame: &Frame) -> StoreResult<()> {
+    bincode::serialize_into(out, frame)?;
+    Ok(())
+}
+
+impl BackupWriter {
+    pub fn new() -> Self {
+        Self {
+            checksum: crc32fast::Hasher::new(),
+            stats: BackupStats::default(),
+            file_ids: Vec::new(),
+        }
+    }
+
+    /// The magic and every tree, with flushes paused meanwhile.
+    pub fn trees(&mut self, store: &Store, out: impl Write) -> StoreResult<()> {
+        let _no_flushes = store.inner.buffer.pause_flushes();
+        let db = &store.inner.db;
         let mut names: Vec<Vec<u8>> = db.tree_names().into_iter().map(|n| n.to_vec()).collect();
         names.sort_by_key(|name| {
             let position = ORDER_FIRST
@@ -65,36 +111,96 @@ impl Store {
         let mut out = BufWriter::new(out);
         out.write_all(MAGIC)
             .map_err(|e| bad(format!("cannot write: {e}")))?;
-        let mut checksum = crc32fast::Hasher::new();
-        let mut stats = BackupStats::default();
-        let mut write = |frame: &Frame| -> StoreResult<()> {
-            bincode::serialize_into(&mut out, frame)?;
-            Ok(())
-        };
         for name in names {
             let tree = db.open_tree(&name)?;
-            checksum.update(&name);
-            write(&Frame::Tree(name))?;
-            stats.trees += 1;
+            let files = name == FILES_TREE;
+            self.checksum.update(&name);
+            write_frame(&mut out, &Frame::Tree(name))?;
+            self.stats.trees += 1;
             for entry in tree.iter() {
                 let (k, v) = entry?;
-                checksum.update(&k);
-                checksum.update(&v);
-                write(&Frame::Entry(k.to_vec(), v.to_vec()))?;
-                stats.entries += 1;
+                if files {
+                    self.file_ids.push(id_of(&k)?);
+                }
+                self.checksum.update(&k);
+                self.checksum.update(&v);
+                write_frame(&mut out, &Frame::Entry(k.to_vec(), v.to_vec()))?;
+                self.stats.entries += 1;
             }
         }
-        write(&Frame::End {
-            entries: stats.entries,
-            checksum: checksum.finalize(),
+        out.flush().map_err(|e| bad(format!("cannot write: {e}")))?;
+        Ok(())
+    }
+
+    /// The bytes of every file whose record [`BackupWriter::trees`] wrote, with
+    /// removals held off meanwhile.
+    pub fn files(&mut self, store: &Store, out: impl Write) -> StoreResult<()> {
+        let mut out = BufWriter::new(out);
+        let ids = std::mem::take(&mut self.file_ids);
+        store.with_files_held(|| {
+            let mut buffer = vec![0; FILE_CHUNK];
+            for id in ids {
+                let path = store.file_path(id);
+                let mut file = match std::fs::File::open(&path) {
+                    Ok(file) => file,
+                    Err(e) => {
+                        tracing::warn!(file_id = id, error = %e, "a stored file's bytes are missing; the backup goes on without them");
+                        continue;
+                    }
+                };
+                let size = file.metadata()?.len();
+                self.checksum.update(&id.to_be_bytes());
+                write_frame(&mut out, &Frame::File { id, size })?;
+                let mut left = size;
+                while left > 0 {
+                    let want = buffer.len().min(left as usize);
+                    file.read_exact(&mut buffer[..want])?;
+                    self.checksum.update(&buffer[..want]);
+                    write_frame(&mut out, &Frame::Chunk(buffer[..want].to_vec()))?;
+                    left -= want as u64;
+                }
+                self.stats.files += 1;
+                self.stats.file_bytes += size;
+            }
+            Ok(())
         })?;
         out.flush().map_err(|e| bad(format!("cannot write: {e}")))?;
-        Ok(stats)
+        Ok(())
+    }
+
+    /// The end frame; what the backup holds.
+    pub fn finish(self, mut out: impl Write) -> StoreResult<BackupStats> {
+        write_frame(
+            &mut out,
+            &Frame::End {
+                entries: self.stats.entries,
+                checksum: self.checksum.finalize(),
+            },
+        )?;
+        out.flush().map_err(|e| bad(format!("cannot write: {e}")))?;
+        Ok(self.stats)
+    }
+}
+
+impl Default for BackupWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// Writes a snapshot of the database and its files to `out`. Blocking: run it
+    /// off the async threads. Flushes wait while the trees are written.
+    pub fn export(&self, mut out: impl Write) -> StoreResult<BackupStats> {
+        let mut writer = BackupWriter::new();
+        writer.trees(self, &mut out)?;
+        writer.files(self, &mut out)?;
+        writer.finish(out)
     }
 
     /// Checks a backup from end to end without writing anything.
     pub fn verify_backup(input: impl Read) -> StoreResult<BackupStats> {
-        read_backup(input, |_, _, _| Ok(()))
+        read_backup(input, |_| Ok(()))
     }
 
     /// Restores a backup into `dir`, which must be empty or not exist. On failure,
@@ -129,22 +235,54 @@ fn restore_into(input: impl Read, dir: &Path) -> StoreResult<BackupStats> {
         }
         Ok(())
     };
-    let stats = read_backup(input, |tree_name, key, value| {
-        if let Some(name) = tree_name {
-            flush_batch(&mut current)?;
-            current = Some((db.open_tree(name)?, sled::Batch::default(), 0));
-        }
-        if let (Some(key), Some((tree, batch, pending))) = (key, current.as_mut()) {
-            batch.insert(key, value.unwrap_or_default());
-            *pending += 1;
-            if *pending >= RESTORE_BATCH {
-                let full = std::mem::take(batch);
-                *pending = 0;
-                tree.apply_batch(full)?;
+    // The file being restored: its partial copy, and the bytes it still expects.
+    let mut file: Option<(u64, std::fs::File, u64)> = None;
+    let finish_file = |file: &mut Option<(u64, std::fs::File, u64)>| -> StoreResult<()> {
+        if let Some((id, partial, left)) = file.take() {
+            if left != 0 {
+                return Err(bad(format!("file {id} is short in the backup")));
             }
+            files::finish_restored_file(dir, id, partial)?;
+        }
+        Ok(())
+    };
+    let stats = read_backup(input, |item| {
+        match item {
+            Item::Tree(name) => {
+                flush_batch(&mut current)?;
+                current = Some((db.open_tree(name)?, sled::Batch::default(), 0));
+            }
+            Item::Entry(key, value) => {
+                if let Some((tree, batch, pending)) = current.as_mut() {
+                    batch.insert(key, value);
+                    *pending += 1;
+                    if *pending >= RESTORE_BATCH {
+                        let full = std::mem::take(batch);
+                        *pending = 0;
+                        tree.apply_batch(full)?;
+                    }
+                }
+            }
+            Item::File { id, size } => {
+                finish_file(&mut file)?;
+                file = Some((id, files::start_restored_file(dir, id)?, size));
+            }
+            Item::Chunk(bytes) => match file.as_mut() {
+                Some((id, partial, left)) => {
+                    if bytes.len() as u64 > *left {
+                        return Err(bad(format!(
+                            "file {id} is longer in the backup than it says"
+                        )));
+                    }
+                    partial.write_all(bytes)?;
+                    *left -= bytes.len() as u64;
+                }
+                None => return Err(bad("the backup has file bytes outside any file")),
+            },
         }
         Ok(())
     })?;
+    finish_file(&mut file)?;
     flush_batch(&mut current)?;
     // A restored database starts as after a graceful shutdown: ids go on from the
     // last stored message.
@@ -153,24 +291,24 @@ fn restore_into(input: impl Read, dir: &Path) -> StoreResult<BackupStats> {
     Ok(stats)
 }
 
-/// Reads a backup frame by frame: `visit(Some(tree), None, None)` at each tree, then
-/// `visit(None, Some(key), Some(value))` for each record. Fails on a wrong magic, a
-/// truncated file, or a checksum that does not match.
+/// Reads a backup frame by frame, giving each item to `visit`. Fails on a wrong
+/// magic, a truncated file, or a checksum that does not match.
 fn read_backup(
     input: impl Read,
-    mut visit: impl FnMut(Option<&[u8]>, Option<&[u8]>, Option<Vec<u8>>) -> StoreResult<()>,
+    mut visit: impl FnMut(Item<'_>) -> StoreResult<()>,
 ) -> StoreResult<BackupStats> {
     let mut input = BufReader::new(input);
     let mut magic = vec![0; MAGIC.len()];
     input
         .read_exact(&mut magic)
         .map_err(|_| bad("this file is not a daehwa backup (too short)"))?;
-    if magic != MAGIC {
+    if magic != MAGIC && magic != MAGIC_V1 {
         return Err(bad("this file is not a daehwa backup"));
     }
     let mut checksum = crc32fast::Hasher::new();
     let mut stats = BackupStats::default();
     let mut in_tree = false;
+    let mut in_file = false;
     loop {
         let frame: Frame = bincode::deserialize_from(&mut input)
             .map_err(|e| bad(format!("the backup is truncated or damaged: {e}")))?;
@@ -179,15 +317,27 @@ fn read_backup(
                 checksum.update(&name);
                 stats.trees += 1;
                 in_tree = true;
-                visit(Some(&name), None, None)?;
+                visit(Item::Tree(&name))?;
             }
-            Frame::Entry(key, value) if in_tree => {
+            Frame::Entry(key, value) if in_tree && !in_file => {
                 checksum.update(&key);
                 checksum.update(&value);
                 stats.entries += 1;
-                visit(None, Some(&key), Some(value))?;
+                visit(Item::Entry(&key, value))?;
             }
             Frame::Entry(..) => return Err(bad("the backup has a record outside any tree")),
+            Frame::File { id, size } => {
+                checksum.update(&id.to_be_bytes());
+                stats.files += 1;
+                stats.file_bytes += size;
+                in_file = true;
+                visit(Item::File { id, size })?;
+            }
+            Frame::Chunk(bytes) if in_file => {
+                checksum.update(&bytes);
+                visit(Item::Chunk(&bytes))?;
+            }
+            Frame::Chunk(_) => return Err(bad("the backup has file bytes outside any file")),
             Frame::End {
                 entries,
                 checksum: expected,

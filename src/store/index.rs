@@ -39,7 +39,10 @@ impl Position {
     }
 
     fn of_key(key: &[u8]) -> Option<Self> {
-        let tail = key.len().checked_sub(POSITION_BYTES).map(|start| &key[start..])?;
+        let tail = key
+            .len()
+            .checked_sub(POSITION_BYTES)
+            .map(|start| &key[start..])?;
         let at = u64::from_be_bytes(tail[..8].try_into().ok()?);
         let msg = u64::from_be_bytes(tail[8..].try_into().ok()?);
         Some(Self { at, msg })
@@ -137,9 +140,13 @@ impl<'a> RoomCandidates<'a> {
         let mut upper = prefix.clone();
         upper.extend_from_slice(&bound.bytes());
         let last = if inclusive {
-            self.tree.range(prefix.as_slice()..=upper.as_slice()).next_back()
+            self.tree
+                .range(prefix.as_slice()..=upper.as_slice())
+                .next_back()
         } else {
-            self.tree.range(prefix.as_slice()..upper.as_slice()).next_back()
+            self.tree
+                .range(prefix.as_slice()..upper.as_slice())
+                .next_back()
         };
         match last {
             None => Ok(None),
@@ -296,13 +303,20 @@ mod tests {
                 limit,
                 budget: 1000,
             };
-            search(&self.tree, rooms, &query.tokens(), before, bounds, |room, msg| {
-                Ok(self
-                    .texts
-                    .get(&(room, msg))
-                    .filter(|text| query.matches(text))
-                    .map(|_| (room, msg)))
-            })
+            search(
+                &self.tree,
+                rooms,
+                &query.tokens(),
+                before,
+                bounds,
+                |room, msg| {
+                    Ok(self
+                        .texts
+                        .get(&(room, msg))
+                        .filter(|text| query.matches(text))
+                        .map(|_| (room, msg)))
+                },
+            )
             .expect("search")
         }
     }
@@ -316,9 +330,18 @@ mod tests {
             (2, 2, 400, "the api deploy failed at 학교"),
             (3, 1, 500, "학교 deploy"),
         ]);
-        assert_eq!(fixture.search(&[1, 2], "학교", None, 10).hits, [(2, 2), (2, 1), (1, 1)]);
-        assert_eq!(fixture.search(&[1, 2], "deploy api", None, 10).hits, [(2, 2), (1, 2)]);
-        assert_eq!(fixture.search(&[1, 2, 3], "deploy 학교", None, 10).hits, [(3, 1), (2, 2)]);
+        assert_eq!(
+            fixture.search(&[1, 2], "학교", None, 10).hits,
+            [(2, 2), (2, 1), (1, 1)]
+        );
+        assert_eq!(
+            fixture.search(&[1, 2], "deploy api", None, 10).hits,
+            [(2, 2), (1, 2)]
+        );
+        assert_eq!(
+            fixture.search(&[1, 2, 3], "deploy 학교", None, 10).hits,
+            [(3, 1), (2, 2)]
+        );
         assert!(fixture.search(&[1, 2], "nothing", None, 10).hits.is_empty());
         assert_eq!(fixture.search(&[1], "갔다", None, 10).hits, [(1, 1)]);
     }

@@ -7,6 +7,7 @@
 
 mod backup;
 mod buffer;
+mod files;
 pub mod index;
 mod migrate;
 mod records;
@@ -20,9 +21,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::model::*;
-pub use backup::BackupStats;
+pub use backup::{BackupStats, BackupWriter};
 use buffer::WriteBehind;
 pub use buffer::{Batch, FlushReport, Generation};
+pub use files::{FileRecord, FilesUsage, Upload, HEAD_BYTES};
 use records::*;
 
 /// Written into the `meta` tree of a new database; a database without it, or with
@@ -46,6 +48,8 @@ pub enum StoreError {
     Locked,
     #[error("backup: {0}")]
     Backup(String),
+    #[error("file: {0}")]
+    Io(#[from] std::io::Error),
     #[error("a blocking store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -103,6 +107,8 @@ struct Inner {
     meta: sled::Tree,
     /// Changes accepted but not yet on disk.
     buffer: WriteBehind,
+    /// Uploaded files: their records and their bytes.
+    files: files::Files,
     /// Whether the previous run ended with a graceful shutdown.
     clean_start: bool,
 }
@@ -377,6 +383,7 @@ impl Store {
             roomid_userid_member: db.open_tree("roomid_userid_member")?,
             roomid_msgid_message: db.open_tree("roomid_msgid_message")?,
             buffer: WriteBehind::default(),
+            files: files::Files::open(&db, path)?,
             db,
         };
         Ok(Self {

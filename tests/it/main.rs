@@ -9,6 +9,7 @@ mod changes;
 mod cli;
 mod directory;
 mod durability;
+mod files;
 mod gateway;
 mod history;
 mod limits;

@@ -1,0 +1,370 @@
+//! Uploaded files: their bytes under `<data dir>/files/`, their records in sled.
+//!
+//! An upload is written to `files/tmp/<random>.part`, fsynced, renamed to
+//! `files/<file id, 16 hex digits>` (and the directory fsynced), and only then is
+//! its record written and flushed: a record always has its bytes. Bytes without a
+//! record (a crash between the rename and the record, a file deleted) are removed
+//! by [`Store::sweep_files`], at start and by the housekeeping job; it is the only
+//! thing that removes a stored file's bytes, and it waits while a backup copies
+//! them, so a backup's records always find their bytes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use super::{decode, encode, key, Store, StoreError, StoreResult};
+
+/// Where the files live, under the data directory.
+const FILES_DIR: &str = "files";
+/// Uploads in progress, under [`FILES_DIR`].
+const TMP_DIR: &str = "tmp";
+
+/// A stored file, as its record says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub room_id: u64,
+    pub uploader: u64,
+    /// The name given at upload, made harmless (no path, no control characters).
+    pub name: String,
+    pub size: u64,
+    /// `type/subtype`, lower case.
+    pub content_type: String,
+    pub created_at: i64,
+}
+
+/// The part of the store that keeps files.
+pub(super) struct Files {
+    dir: PathBuf,
+    /// file id → [`FileRecord`].
+    fileid_file: sled::Tree,
+    /// Held by whatever removes stored bytes, and by a backup while it copies them.
+    removing: Mutex<()>,
+}
+
+impl Files {
+    pub(super) fn open(db: &sled::Db, data_dir: &Path) -> StoreResult<Self> {
+        let dir = data_dir.join(FILES_DIR);
+        std::fs::create_dir_all(dir.join(TMP_DIR))?;
+        Ok(Self {
+            dir,
+            fileid_file: db.open_tree("fileid_file")?,
+            removing: Mutex::new(()),
+        })
+    }
+
+    pub(super) fn path_of(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("{id:016x}"))
+    }
+
+    /// Keeps stored bytes from being removed until the guard is dropped.
+    pub(super) fn hold_removals(&self) -> MutexGuard<'_, ()> {
+        // Nothing is left half done under this lock: poisoning is ignored.
+        self.removing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An upload being written. Dropped before [`Store::finish_upload`] (the client went
+/// away, the file was too large), it removes its temporary file.
+pub struct Upload {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    written: u64,
+    /// The first bytes, for the check of an image's signature.
+    head: Vec<u8>,
+}
+
+/// Bytes of a file's beginning kept by [`Upload`].
+pub const HEAD_BYTES: usize = 16;
+
+impl Upload {
+    pub async fn write(&mut self, chunk: &[u8]) -> StoreResult<()> {
+        if self.head.len() < HEAD_BYTES {
+            let take = (HEAD_BYTES - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| StoreError::NotOurs("the upload is finished".into()))?;
+        file.write_all(chunk).await?;
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The first [`HEAD_BYTES`] bytes (fewer if the file is shorter).
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove an abandoned upload");
+            }
+        }
+    }
+}
+
+/// What the stored files take.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FilesUsage {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl Store {
+    /// Starts an upload: a new temporary file.
+    pub async fn begin_upload(&self) -> StoreResult<Upload> {
+        let name = format!("{:016x}.part", rand::random::<u64>());
+        let path = self.inner.files.dir.join(TMP_DIR).join(name);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        Ok(Upload {
+            path,
+            file: Some(file),
+            written: 0,
+            head: Vec::with_capacity(HEAD_BYTES),
+        })
+    }
+
+    /// Stores a finished upload: its bytes fsynced and moved into place, then its
+    /// record written and flushed. The new file's id and record (with its size).
+    pub async fn finish_upload(
+        &self,
+        mut upload: Upload,
+        mut record: FileRecord,
+    ) -> StoreResult<(u64, FileRecord)> {
+        let Some(mut file) = upload.file.take() else {
+            return Err(StoreError::NotOurs("the upload is finished".into()));
+        };
+        let temporary = upload.path.clone();
+        let outcome = async {
+            file.flush().await?;
+            file.sync_all().await?;
+            drop(file);
+            record.size = upload.written;
+            let store = self.clone();
+            tokio::task::spawn_blocking(move || {
+                store
+                    .store_upload(&temporary, &record)
+                    .map(|id| (id, record))
+            })
+            .await?
+        }
+        .await;
+        if outcome.is_err() {
+            let _ = tokio::fs::remove_file(&upload.path).await;
+        }
+        outcome
+    }
+
+    fn store_upload(&self, temporary: &Path, record: &FileRecord) -> StoreResult<u64> {
+        let files = &self.inner.files;
+        // sled's ids survive crashes (it skips ahead after one); 0 is not an id.
+        let id = self.inner.db.generate_id()? + 1;
+        std::fs::rename(temporary, files.path_of(id))?;
+        fsync_dir(&files.dir)?;
+        files.fileid_file.insert(key(id), encode(record)?)?;
+        self.inner.db.flush()?;
+        Ok(id)
+    }
+
+    /// A secret of this data directory named `name`: 32 random bytes made on first
+    /// use and kept in `meta`, so that what it signs survives restarts.
+    pub fn secret(&self, name: &[u8]) -> StoreResult<[u8; 32]> {
+        let meta = &self.inner.meta;
+        if meta.get(name)?.is_none() {
+            let fresh: [u8; 32] = rand::random();
+            // Two first uses at once: one wins, both read it below.
+            let _ = meta.compare_and_swap(name, None as Option<&[u8]>, Some(&fresh[..]))?;
+        }
+        let stored = meta
+            .get(name)?
+            .ok_or_else(|| StoreError::NotOurs("a secret vanished".into()))?;
+        stored
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::NotOurs(format!("a secret of {} bytes", stored.len())))
+    }
+
+    /// A file's record, if it exists.
+    pub fn file(&self, id: u64) -> StoreResult<Option<FileRecord>> {
+        match self.inner.files.fileid_file.get(key(id))? {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Where a file's bytes are.
+    pub fn file_path(&self, id: u64) -> PathBuf {
+        self.inner.files.path_of(id)
+    }
+
+    /// Forgets a file: its record now, its bytes at the next sweep.
+    pub fn remove_file_record(&self, id: u64) -> StoreResult<()> {
+        self.inner.files.fileid_file.remove(key(id))?;
+        Ok(())
+    }
+
+    /// How many files are stored and their bytes, from the records.
+    pub fn files_usage(&self) -> StoreResult<FilesUsage> {
+        let mut usage = FilesUsage::default();
+        for entry in self.inner.files.fileid_file.iter() {
+            let (_, v) = entry?;
+            let record: FileRecord = decode(&v)?;
+            usage.files += 1;
+            usage.bytes += record.size;
+        }
+        Ok(usage)
+    }
+
+    /// Removes the bytes of files without a record, and uploads abandoned in
+    /// `files/tmp/` (all of them when `all_uploads`, at start; else those older
+    /// than `upload_age`, as an upload in progress is younger). Blocking. Returns
+    /// how many files it removed.
+    pub fn sweep_files(
+        &self,
+        all_uploads: bool,
+        upload_age: std::time::Duration,
+    ) -> StoreResult<usize> {
+        let files = &self.inner.files;
+        let _removing = files.hold_removals();
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&files.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .filter(|n| n.len() == 16)
+                .and_then(|n| u64::from_str_radix(n, 16).ok())
+            else {
+                continue;
+            };
+            if files.fileid_file.get(key(id))?.is_none() {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        for entry in std::fs::read_dir(files.dir.join(TMP_DIR))? {
+            let entry = entry?;
+            let old = entry
+                .metadata()?
+                .modified()
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age >= upload_age);
+            if all_uploads || old {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs `run` (a backup copying files) with removals of stored bytes held off.
+    pub(super) fn with_files_held<T>(
+        &self,
+        run: impl FnOnce() -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let _removing = self.inner.files.hold_removals();
+        run()
+    }
+}
+
+/// Starts the copy of file `id` in a data directory being restored. Blocking.
+pub(super) fn start_restored_file(data_dir: &Path, id: u64) -> StoreResult<std::fs::File> {
+    let dir = data_dir.join(FILES_DIR);
+    std::fs::create_dir_all(dir.join(TMP_DIR))?;
+    Ok(std::fs::File::create(
+        dir.join(TMP_DIR).join(format!("{id:016x}.part")),
+    )?)
+}
+
+/// Moves a restored file's complete copy into place. Blocking.
+pub(super) fn finish_restored_file(
+    data_dir: &Path,
+    id: u64,
+    partial: std::fs::File,
+) -> StoreResult<()> {
+    partial.sync_all()?;
+    drop(partial);
+    let dir = data_dir.join(FILES_DIR);
+    std::fs::rename(
+        dir.join(TMP_DIR).join(format!("{id:016x}.part")),
+        dir.join(format!("{id:016x}")),
+    )?;
+    fsync_dir(&dir)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> FileRecord {
+        FileRecord {
+            room_id: 1,
+            uploader: 2,
+            name: "a.txt".into(),
+            size: 0,
+            content_type: "text/plain".into(),
+            created_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_stored_once_finished_and_forgotten_if_dropped() {
+        let tmp = tempfile::TempDir::new().expect("tmp");
+        let store = Store::open(tmp.path()).expect("open");
+        let mut upload = store.begin_upload().await.expect("begin");
+        upload.write(b"hello ").await.expect("write");
+        upload.write(b"world").await.expect("write");
+        assert_eq!(upload.head(), b"hello world");
+        let (id, _) = store.finish_upload(upload, record()).await.expect("finish");
+        let stored = store.file(id).expect("get").expect("record");
+        assert_eq!(stored.size, 11);
+        assert_eq!(
+            std::fs::read(store.file_path(id)).expect("read"),
+            b"hello world"
+        );
+        assert_eq!(
+            store.files_usage().expect("usage"),
+            FilesUsage {
+                files: 1,
+                bytes: 11
+            }
+        );
+
+        // Dropped: nothing is left in tmp.
+        let mut abandoned = store.begin_upload().await.expect("begin");
+        abandoned.write(b"partial").await.expect("write");
+        drop(abandoned);
+        let tmp_dir = tmp.path().join(FILES_DIR).join(TMP_DIR);
+        assert_eq!(std::fs::read_dir(&tmp_dir).expect("tmp").count(), 0);
+
+        // A record removed: its bytes go at the next sweep, and only then.
+        store.remove_file_record(id).expect("remove");
+        assert!(store.file_path(id).exists());
+        let swept = store
+            .sweep_files(true, std::time::Duration::from_secs(3600))
+            .expect("sweep");
+        assert_eq!(swept, 1);
+        assert!(!store.file_path(id).exists());
+    }
+}
