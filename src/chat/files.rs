@@ -218,7 +218,7 @@ impl Chat {
                 ));
             }
         }
-        debug_assert!(HEAD_BYTES >= 12);
+        const { assert!(HEAD_BYTES >= 12) };
         let record = FileRecord {
             room_id: ticket.room_id,
             uploader: ticket.uploader,
