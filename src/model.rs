@@ -80,6 +80,11 @@ id_type!(
     Seq
 );
 
+id_type!(
+    /// An uploaded file. Never reused.
+    FileId
+);
+
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
@@ -298,6 +303,19 @@ pub struct Invite {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Block {
     pub at: Millis,
+}
+
+/// A file shared in a room. Its bytes are the store's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub room_id: RoomId,
+    pub uploader: UserId,
+    /// The name given at upload, made harmless (no path, no control characters).
+    pub name: String,
+    pub size: u64,
+    /// `type/subtype`, lower case.
+    pub content_type: String,
+    pub created_at: Millis,
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use super::moderation::check_not_muted;
 use super::{rate_limited, Caller, Chat};
 use crate::error::{Error, Result};
-use crate::store::records::{now_millis, RoomId, UserId};
-use crate::store::{FileRecord, HEAD_BYTES};
+use crate::model::{now_millis, FileId, RoomId, StoredFile, UserId};
+use crate::store::HEAD_BYTES;
 
 /// A file name is cut to at most this many bytes.
 const NAME_MAX_BYTES: usize = 255;
@@ -42,14 +42,14 @@ const ABANDONED_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileView {
-    pub file_id: u64,
+    pub file_id: FileId,
     pub name: String,
     pub size: u64,
     pub content_type: String,
 }
 
 impl FileView {
-    pub fn new(file_id: u64, record: &FileRecord) -> Self {
+    pub fn new(file_id: FileId, record: &StoredFile) -> Self {
         Self {
             file_id,
             name: record.name.clone(),
@@ -72,8 +72,8 @@ pub struct UploadTicket {
 /// A file to send to a member.
 #[derive(Debug)]
 pub struct Download {
-    pub file_id: u64,
-    pub record: FileRecord,
+    pub file_id: FileId,
+    pub record: StoredFile,
     pub path: PathBuf,
     /// Whether a browser may show it in the page (a known image type).
     pub inline: bool,
@@ -219,7 +219,7 @@ impl Chat {
             }
         }
         const { assert!(HEAD_BYTES >= 12) };
-        let record = FileRecord {
+        let record = StoredFile {
             room_id: ticket.room_id,
             uploader: ticket.uploader,
             name: ticket.name,
@@ -229,8 +229,8 @@ impl Chat {
         };
         let (file_id, record) = self.store.finish_upload(upload, record).await?;
         tracing::info!(
-            file_id,
-            room_id = record.room_id,
+            file_id = %file_id,
+            room_id = %record.room_id,
             bytes = record.size,
             "file stored"
         );
@@ -239,7 +239,7 @@ impl Chat {
 
     /// A file for `user` to download: 404 if it does not exist or is in a room they
     /// may not see, 403 if they are not a member of its room.
-    pub fn download(&self, user: UserId, file_id: u64) -> Result<Download> {
+    pub fn download(&self, user: UserId, file_id: FileId) -> Result<Download> {
         let not_found = || Error::NotFound {
             code: "file_not_found",
             message: "no such file".into(),

@@ -20,7 +20,7 @@ use super::{caller, json_reply, no_content, parse_id, raw_header, with_chat};
 use crate::chat::files::{Download, FILES_COOKIE_LIFETIME_SECS};
 use crate::chat::{Caller, Chat};
 use crate::error::Error;
-use crate::store::records::UserId;
+use crate::model::{FileId, UserId};
 
 /// The cookie that carries a files credential (see [`Chat::files_cookie`]).
 const COOKIE_NAME: &str = "daehwa_files";
@@ -213,7 +213,7 @@ pub(super) fn download(
         .and(warp::header::headers_cloned())
         .and_then(
             |file: String, chat: Arc<Chat>, user: UserId, headers: HeaderMap| async move {
-                let file_id = parse_id(&file, "fileId")?;
+                let file_id: FileId = parse_id(&file, "fileId")?;
                 let download = chat.download(user, file_id)?;
                 Ok::<_, Rejection>(file_reply(download, &headers).await?)
             },
@@ -390,7 +390,7 @@ async fn body_reply(
     .await
     .map_err(|_| Error::Internal)?;
     let file = opened.map_err(|e| {
-        tracing::error!(file_id = download.file_id, error = %e, "cannot open a stored file");
+        tracing::error!(file_id = %download.file_id, error = %e, "cannot open a stored file");
         Error::Internal
     })?;
     let chunks = FileChunks {

@@ -21,6 +21,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{files, id_of, Store, StoreError, StoreResult, CLEAN_KEY};
+use crate::model::FileId;
 
 const MAGIC: &[u8] = b"DAEHWA-BACKUP 2\n";
 /// The magic of backups made before files were part of them.
@@ -80,7 +81,7 @@ pub struct BackupWriter {
     checksum: crc32fast::Hasher,
     stats: BackupStats,
     /// The files whose records were written.
-    file_ids: Vec<u64>,
+    file_ids: Vec<FileId>,
 }
 
 fn write_frame(out: &mut impl Write, frame: &Frame) -> StoreResult<()> {
@@ -120,7 +121,7 @@ impl BackupWriter {
             for entry in tree.iter() {
                 let (k, v) = entry?;
                 if files {
-                    self.file_ids.push(id_of(&k)?);
+                    self.file_ids.push(FileId::new(id_of(&k)?));
                 }
                 self.checksum.update(&k);
                 self.checksum.update(&v);
@@ -144,13 +145,13 @@ impl BackupWriter {
                 let mut file = match std::fs::File::open(&path) {
                     Ok(file) => file,
                     Err(e) => {
-                        tracing::warn!(file_id = id, error = %e, "a stored file's bytes are missing; the backup goes on without them");
+                        tracing::warn!(file_id = %id, error = %e, "a stored file's bytes are missing; the backup goes on without them");
                         continue;
                     }
                 };
                 let size = file.metadata()?.len();
                 self.checksum.update(&id.to_be_bytes());
-                write_frame(&mut out, &Frame::File { id, size })?;
+                write_frame(&mut out, &Frame::File { id: id.get(), size })?;
                 let mut left = size;
                 while left > 0 {
                     let want = buffer.len().min(left as usize);

@@ -15,23 +15,48 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::{decode, encode, key, Store, StoreError, StoreResult};
+use crate::model::{FileId, Millis, RoomId, StoredFile, UserId};
 
 /// Where the files live, under the data directory.
 const FILES_DIR: &str = "files";
 /// Uploads in progress, under [`FILES_DIR`].
 const TMP_DIR: &str = "tmp";
 
-/// A stored file, as its record says.
+/// A stored file's record (ids as plain `u64`s, as on disk).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileRecord {
-    pub room_id: u64,
-    pub uploader: u64,
-    /// The name given at upload, made harmless (no path, no control characters).
-    pub name: String,
-    pub size: u64,
-    /// `type/subtype`, lower case.
-    pub content_type: String,
-    pub created_at: i64,
+struct FileRecord {
+    room_id: u64,
+    uploader: u64,
+    name: String,
+    size: u64,
+    content_type: String,
+    created_at: Millis,
+}
+
+impl From<&StoredFile> for FileRecord {
+    fn from(f: &StoredFile) -> Self {
+        Self {
+            room_id: f.room_id.get(),
+            uploader: f.uploader.get(),
+            name: f.name.clone(),
+            size: f.size,
+            content_type: f.content_type.clone(),
+            created_at: f.created_at,
+        }
+    }
+}
+
+impl From<FileRecord> for StoredFile {
+    fn from(r: FileRecord) -> Self {
+        Self {
+            room_id: RoomId::new(r.room_id),
+            uploader: UserId::new(r.uploader),
+            name: r.name,
+            size: r.size,
+            content_type: r.content_type,
+            created_at: r.created_at,
+        }
+    }
 }
 
 /// The part of the store that keeps files.
@@ -54,8 +79,8 @@ impl Files {
         })
     }
 
-    pub(super) fn path_of(&self, id: u64) -> PathBuf {
-        self.dir.join(format!("{id:016x}"))
+    pub(super) fn path_of(&self, id: FileId) -> PathBuf {
+        self.dir.join(format!("{:016x}", id.get()))
     }
 
     /// Keeps stored bytes from being removed until the guard is dropped.
@@ -144,12 +169,13 @@ impl Store {
     }
 
     /// Stores a finished upload: its bytes fsynced and moved into place, then its
-    /// record written and flushed. The new file's id and record (with its size).
+    /// record written and flushed. The new file's id and what is stored (with its
+    /// size).
     pub async fn finish_upload(
         &self,
         mut upload: Upload,
-        mut record: FileRecord,
-    ) -> StoreResult<(u64, FileRecord)> {
+        mut file_info: StoredFile,
+    ) -> StoreResult<(FileId, StoredFile)> {
         let Some(mut file) = upload.file.take() else {
             return Err(StoreError::NotOurs("the upload is finished".into()));
         };
@@ -158,12 +184,12 @@ impl Store {
             file.flush().await?;
             file.sync_all().await?;
             drop(file);
-            record.size = upload.written;
+            file_info.size = upload.written;
             let store = self.clone();
             tokio::task::spawn_blocking(move || {
                 store
-                    .store_upload(&temporary, &record)
-                    .map(|id| (id, record))
+                    .store_upload(&temporary, &file_info)
+                    .map(|id| (id, file_info))
             })
             .await?
         }
@@ -174,13 +200,15 @@ impl Store {
         outcome
     }
 
-    fn store_upload(&self, temporary: &Path, record: &FileRecord) -> StoreResult<u64> {
+    fn store_upload(&self, temporary: &Path, file: &StoredFile) -> StoreResult<FileId> {
         let files = &self.inner.files;
         // sled's ids survive crashes (it skips ahead after one); 0 is not an id.
-        let id = self.inner.db.generate_id()? + 1;
+        let id = FileId::new(self.inner.db.generate_id()? + 1);
         std::fs::rename(temporary, files.path_of(id))?;
         fsync_dir(&files.dir)?;
-        files.fileid_file.insert(key(id), encode(record)?)?;
+        files
+            .fileid_file
+            .insert(key(id.get()), encode(&FileRecord::from(file))?)?;
         self.inner.db.flush()?;
         Ok(id)
     }
@@ -203,22 +231,22 @@ impl Store {
             .map_err(|_| StoreError::NotOurs(format!("a secret of {} bytes", stored.len())))
     }
 
-    /// A file's record, if it exists.
-    pub fn file(&self, id: u64) -> StoreResult<Option<FileRecord>> {
-        match self.inner.files.fileid_file.get(key(id))? {
-            Some(v) => Ok(Some(decode(&v)?)),
+    /// A stored file, if it exists.
+    pub fn file(&self, id: FileId) -> StoreResult<Option<StoredFile>> {
+        match self.inner.files.fileid_file.get(key(id.get()))? {
+            Some(v) => Ok(Some(decode::<FileRecord>(&v)?.into())),
             None => Ok(None),
         }
     }
 
     /// Where a file's bytes are.
-    pub fn file_path(&self, id: u64) -> PathBuf {
+    pub fn file_path(&self, id: FileId) -> PathBuf {
         self.inner.files.path_of(id)
     }
 
     /// Forgets a file: its record now, its bytes at the next sweep.
-    pub fn remove_file_record(&self, id: u64) -> StoreResult<()> {
-        self.inner.files.fileid_file.remove(key(id))?;
+    pub fn remove_file_record(&self, id: FileId) -> StoreResult<()> {
+        self.inner.files.fileid_file.remove(key(id.get()))?;
         Ok(())
     }
 
@@ -253,10 +281,11 @@ impl Store {
                 .to_str()
                 .filter(|n| n.len() == 16)
                 .and_then(|n| u64::from_str_radix(n, 16).ok())
+                .map(FileId::new)
             else {
                 continue;
             };
-            if files.fileid_file.get(key(id))?.is_none() {
+            if files.fileid_file.get(key(id.get()))?.is_none() {
                 std::fs::remove_file(entry.path())?;
                 removed += 1;
             }
@@ -317,10 +346,10 @@ pub(super) fn finish_restored_file(
 mod tests {
     use super::*;
 
-    fn record() -> FileRecord {
-        FileRecord {
-            room_id: 1,
-            uploader: 2,
+    fn record() -> StoredFile {
+        StoredFile {
+            room_id: RoomId::new(1),
+            uploader: UserId::new(2),
             name: "a.txt".into(),
             size: 0,
             content_type: "text/plain".into(),

@@ -24,7 +24,7 @@ use crate::model::*;
 pub use backup::{BackupStats, BackupWriter};
 use buffer::WriteBehind;
 pub use buffer::{Batch, FlushReport, Generation};
-pub use files::{FileRecord, FilesUsage, Upload, HEAD_BYTES};
+pub use files::{FilesUsage, Upload, HEAD_BYTES};
 use records::*;
 
 /// Written into the `meta` tree of a new database; a database without it, or with
