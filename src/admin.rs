@@ -168,7 +168,7 @@ pub fn backup(
     server_addr: Option<SocketAddr>,
 ) -> Result<BackupStats, AdminError> {
     let partial = out.with_extension("partial");
-    let stats = match Store::open(&config.storage.path) {
+    let stats = match Store::open_with_cache(&config.storage.path, config.storage.cache_bytes()) {
         Ok(store) => {
             let file =
                 std::fs::File::create(&partial).map_err(io("cannot create the backup file"))?;

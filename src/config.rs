@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize, Serializer};
 /// the disk does.
 pub const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
+/// The largest `storage.cache_mib`: 1 TiB, far beyond any machine this runs on.
+const MAX_CACHE_MIB: u64 = 1024 * 1024;
+
 /// The whole configuration of a server.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -94,6 +97,16 @@ pub struct StorageConfig {
     #[serde(deserialize_with = "duration", serialize_with = "write_duration")]
     pub flush_interval: Duration,
     pub durability: Durability,
+    /// sled's page cache, in MiB: recently read and written pages of the database
+    /// (history included) kept in memory.
+    pub cache_mib: u64,
+}
+
+impl StorageConfig {
+    /// `cache_mib` in bytes.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_mib.saturating_mul(1024 * 1024)
+    }
 }
 
 /// When a message is acknowledged.
@@ -113,6 +126,7 @@ impl Default for StorageConfig {
             path: PathBuf::from("./daehwa-data"),
             flush_interval: Duration::from_secs(1),
             durability: Durability::Buffered,
+            cache_mib: 16,
         }
     }
 }
@@ -304,6 +318,9 @@ impl Config {
         };
         if self.storage.flush_interval < MIN_FLUSH_INTERVAL {
             return invalid("storage.flush_interval", "must be at least 50ms");
+        }
+        if self.storage.cache_mib == 0 || self.storage.cache_mib > MAX_CACHE_MIB {
+            return invalid("storage.cache_mib", "must be between 1 and 1048576 (1 TiB)");
         }
         if self.storage.path.as_os_str().is_empty() {
             return invalid("storage.path", "must not be empty");

@@ -25,6 +25,7 @@
 //! - [`model`]: the domain's vocabulary (typed ids, times, users, rooms, messages),
 //!   shared by every layer; `store` converts it to its private records at its edge.
 //! - [`error`]: the domain error type.
+//! - [`allocator`]: how the process asks glibc's allocator to give memory back.
 //!
 //! Arrows go one way: `server` (wiring) imports everything and nothing imports it;
 //! `http`/`ws`/`socketio` → `reply`, `shutdown`, `chat` → `store`;
@@ -35,6 +36,7 @@
 
 pub mod accept;
 pub mod admin;
+pub mod allocator;
 pub mod chat;
 pub mod config;
 pub mod error;

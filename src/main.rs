@@ -106,6 +106,8 @@ impl ConfigArgs {
 }
 
 fn main() -> ExitCode {
+    // First, before any thread or large allocation: see `allocator`.
+    daehwa::allocator::tune();
     let cli = Cli::parse();
     if !matches!(
         cli.command,

@@ -57,6 +57,45 @@ impl Api {
         Ok(checked(response).await?.json().await?)
     }
 
+    pub async fn login(&self, username: &str) -> Result<Session, BoxError> {
+        let response = self
+            .http
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&json!({ "username": username, "password": PASSWORD }))
+            .send()
+            .await?;
+        Ok(checked(response).await?.json().await?)
+    }
+
+    /// Registers `count` users named `<prefix><i>`, all at once (the server bounds
+    /// its own hashing): a registration burst.
+    pub async fn register_burst(
+        &self,
+        prefix: &str,
+        count: usize,
+    ) -> Result<Vec<Session>, BoxError> {
+        let all = (0..count).map(|i| {
+            let name = format!("{prefix}{i}");
+            async move { self.register(&name).await }
+        });
+        futures_util::future::join_all(all)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Logs in the users `<prefix><i>`, all at once: a login burst.
+    pub async fn login_burst(&self, prefix: &str, count: usize) -> Result<Vec<Session>, BoxError> {
+        let all = (0..count).map(|i| {
+            let name = format!("{prefix}{i}");
+            async move { self.login(&name).await }
+        });
+        futures_util::future::join_all(all)
+            .await
+            .into_iter()
+            .collect()
+    }
+
     /// Registers `count` users named `<prefix><i>`, a few at a time (each costs an
     /// argon2 hash on the server).
     pub async fn register_many(

@@ -144,6 +144,8 @@ pub struct Outcome {
     pub drained: bool,
     pub server_cpu_s: f64,
     pub server_rss_mib: f64,
+    /// The largest server RSS seen from the start of sending to the end of the drain.
+    pub server_rss_peak_mib: f64,
     pub loadgen_cpu_s: f64,
     pub server_cpu_us_per_delivery: f64,
     pub loadgen_cpu_us_per_delivery: f64,
@@ -459,6 +461,7 @@ pub async fn run(load: &Load, connections: Vec<Ws>) -> Outcome {
         )));
     }
 
+    let peak_rss = load.server_pid.map(procfs::PeakRss::watch);
     // CPU is counted from the end of the warm-up.
     let at = |ns: u64| wire::clock_base() + Duration::from_nanos(ns);
     let (begin_server_cpu, begin_self_cpu, window_start) = {
@@ -492,6 +495,11 @@ pub async fn run(load: &Load, connections: Vec<Ws>) -> Outcome {
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let (end_server_cpu, rss) = cpu_of(load.server_pid);
+    let server_rss_peak_mib = match (&peak_rss, load.server_pid) {
+        (Some(peak), Some(pid)) => peak.mib(pid),
+        _ => 0.0,
+    };
+    drop(peak_rss);
     let end_self_cpu = procfs::sample_self().cpu;
     for task in &tasks {
         task.abort();
@@ -558,6 +566,7 @@ pub async fn run(load: &Load, connections: Vec<Ws>) -> Outcome {
         drained,
         server_cpu_s: server_cpu,
         server_rss_mib: rss as f64 / (1024.0 * 1024.0),
+        server_rss_peak_mib,
         loadgen_cpu_s: loadgen_cpu,
         server_cpu_us_per_delivery: server_cpu * 1e6 / measured,
         loadgen_cpu_us_per_delivery: loadgen_cpu * 1e6 / measured,

@@ -81,6 +81,17 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
     },
+    /// Server memory: fresh, after a burst of registrations, with an idle connection
+    /// per user, after a burst of logins.
+    Memory {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Register a few users at a time instead of all at once.
+        #[arg(long)]
+        paced: bool,
+    },
     /// History pages from a room of many messages, cold and warm.
     History {
         #[command(flatten)]
@@ -213,6 +224,11 @@ fn main() -> ExitCode {
             target,
             connections,
         } => local(scenarios::idle(&common, target, connections)),
+        Command::Memory {
+            common,
+            users,
+            paced,
+        } => local(scenarios::memory(&common, users, paced)),
         Command::History {
             common,
             messages,

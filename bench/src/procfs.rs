@@ -66,3 +66,81 @@ pub fn sample(pid: u32) -> io::Result<Sample> {
 pub fn sample_self() -> Sample {
     read("self").unwrap_or_default()
 }
+
+/// How often [`PeakRss`] looks.
+const PEAK_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The largest RSS of a process seen while it is watched, sampled every
+/// [`PEAK_SAMPLE_INTERVAL`] by a local task (call inside a `LocalSet`).
+pub struct PeakRss {
+    peak: std::rc::Rc<std::cell::Cell<u64>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    pub fn watch(pid: u32) -> Self {
+        let peak = std::rc::Rc::new(std::cell::Cell::new(0));
+        let seen = peak.clone();
+        let task = tokio::task::spawn_local(async move {
+            loop {
+                if let Ok(s) = sample(pid) {
+                    seen.set(seen.get().max(s.rss_bytes));
+                }
+                tokio::time::sleep(PEAK_SAMPLE_INTERVAL).await;
+            }
+        });
+        Self { peak, task }
+    }
+
+    /// The peak so far, in MiB (with one last look now).
+    pub fn mib(&self, pid: u32) -> f64 {
+        if let Ok(s) = sample(pid) {
+            self.peak.set(self.peak.get().max(s.rss_bytes));
+        }
+        self.peak.get() as f64 / 1048576.0
+    }
+}
+
+impl Drop for PeakRss {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// RSS of a process in MiB, 0 when it cannot be read.
+pub fn rss_mib(pid: u32) -> f64 {
+    sample(pid).map_or(0.0, |s| s.rss_bytes as f64 / 1048576.0)
+}
+
+/// The `n` mappings of a process holding the most resident memory, as
+/// `(KiB, "range name")`, from `/proc/PID/smaps`: where memory went.
+pub fn top_mappings(pid: u32, n: usize) -> Vec<(u64, String)> {
+    let Ok(smaps) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        if let Some(kib) = line.strip_prefix("Rss:") {
+            let kib = kib
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            found.push((kib, current.clone()));
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.contains('-') && !w.ends_with(':'))
+        {
+            let mut words = line.split_whitespace();
+            let range = words.next().unwrap_or("");
+            let name = words.nth(4).unwrap_or("[anon]");
+            current = format!("{range} {name}");
+        }
+    }
+    found.sort_by_key(|m| std::cmp::Reverse(m.0));
+    found.truncate(n);
+    found
+}

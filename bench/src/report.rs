@@ -114,7 +114,11 @@ fn load_table(out: &mut String, runs: &[&Value]) {
             num(f(o, "latency.max_ms"), 1),
             num(f(o, "server_cpu_us_per_delivery"), 2),
             num(f(o, "loadgen_cpu_us_per_delivery"), 2),
-            num(f(o, "server_rss_mib"), 0),
+            match o.get("server_rss_peak_mib").and_then(Value::as_f64) {
+                Some(peak) if peak > 0.0 =>
+                    format!("{} (peak {})", num(f(o, "server_rss_mib"), 0), num(peak, 0)),
+                _ => num(f(o, "server_rss_mib"), 0),
+            },
             checked
         );
     }
@@ -416,6 +420,26 @@ fn verdicts(records: &[Value], fanout: &[&Value]) -> Vec<Verdict> {
         met: (!ratio_sio_transport.is_empty())
             .then(|| ratio_sio_transport.iter().all(|(_, x)| *x <= 1.5)),
     });
+    let burst = records.iter().find(|r| {
+        s(r, "scenario") == "memory"
+            && r.get("registration").and_then(Value::as_str) != Some("paced")
+    });
+    if let Some(m) = burst {
+        let connected = f(m, "rss_connected_mib");
+        v.push(Verdict {
+            goal: "RSS ≤ 48 MiB with 1 000 registered users and 1 000 idle connections",
+            measured: format!("{connected:.1} MiB with {} users", m["users"]),
+            met: Some(connected <= 48.0),
+        });
+        let (register, login) = (f(m, "register_growth_mib"), f(m, "login_growth_mib"));
+        v.push(Verdict {
+            goal: "a burst of 1 000 registrations, and of 1 000 logins, leaves RSS within 10 MiB",
+            measured: format!(
+                "{register:+.1} MiB after the registrations, {login:+.1} MiB after the logins"
+            ),
+            met: Some(register <= 10.0 && login <= 10.0),
+        });
+    }
     let history = find("history", "daehwa");
     let warm = history.map(|h| (f(h, "warm_random.p99_ms"), f(h, "warm_newest.p99_ms")));
     v.push(Verdict {
@@ -593,6 +617,32 @@ fn generate(records: &[Value], charts_dir: &Path, note: &str) -> Result<String, 
             sorted.extend(of);
         }
         load_table(&mut out, &sorted);
+    }
+
+    let memory: Vec<&Value> = records
+        .iter()
+        .filter(|r| s(r, "scenario") == "memory")
+        .collect();
+    if !memory.is_empty() {
+        out.push_str("\n### Memory: registration and login bursts, idle connections\n\n`daehwa-bench memory`: a fresh server; `users` registrations (all at once, or *paced* 4 at a time); one idle WebSocket per user; as many logins at once. Each look at RSS is taken 2 s after the step (peaks: sampled every 50 ms during the burst); the bursts' HTTP connections are closed before it.\n\n| registration | users | fresh MiB | registration peak | after registering | growth | with a connection per user | login peak | after the logins | growth |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for r in memory {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:+.1} | {:.1} | {:.1} | {:.1} | {:+.1} |",
+                r.get("registration")
+                    .and_then(Value::as_str)
+                    .unwrap_or("burst"),
+                r["users"],
+                f(r, "rss_fresh_mib"),
+                f(r, "rss_register_peak_mib"),
+                f(r, "rss_registered_mib"),
+                f(r, "register_growth_mib"),
+                f(r, "rss_connected_mib"),
+                f(r, "rss_login_peak_mib"),
+                f(r, "rss_logged_in_mib"),
+                f(r, "login_growth_mib"),
+            );
+        }
     }
 
     out.push_str("\n### Idle connections\n\n| server | connections | server RSS before → after (MiB) | server per connection | load generator per connection |\n|---|---:|---|---:|---:|\n");

@@ -292,6 +292,87 @@ pub async fn idle(common: &Common, protocol: Protocol, connections: usize) -> Re
     Ok(())
 }
 
+/// Memory: RSS of a fresh server, after a burst of `users` registrations at once,
+/// with one idle connection per user, and after a burst of as many logins. Each
+/// burst is argon2 hashing at the server's own concurrency; what matters is that
+/// its 19 MiB blocks are given back.
+///
+/// With `paced`, the users register a few at a time instead: what the accounts
+/// themselves take, to compare with what a burst leaves.
+pub async fn memory(common: &Common, users: usize, paced: bool) -> Result<(), BoxError> {
+    let server = Server::of(&common.programs, Protocol::Daehwa, "memory-daehwa")?;
+    let pid = server.pid;
+    // Each burst has its own HTTP client, dropped after it: its keep-alive
+    // connections close, and what stays is what the burst left in the server.
+    let api = || Api::new(server.addr);
+    // A settled look: RSS after a pause, so that allocator decay (if any) has run.
+    let settled = || async move {
+        tokio::time::sleep(MEMORY_SETTLE).await;
+        for (kib, mapping) in procfs::top_mappings(pid, 4) {
+            eprintln!("memory: {kib:>8} KiB {mapping}");
+        }
+        procfs::rss_mib(pid)
+    };
+    let fresh = settled().await;
+
+    let peak = procfs::PeakRss::watch(pid);
+    let started = Instant::now();
+    let sessions = if paced {
+        api().register_many("m", users).await?
+    } else {
+        api().register_burst("m", users).await?
+    };
+    let register_s = started.elapsed().as_secs_f64();
+    let register_peak = peak.mib(pid);
+    drop(peak);
+    let registered = settled().await;
+
+    let clients: Vec<Client> = sessions
+        .iter()
+        .map(|s| Client {
+            url: format!("ws://{}/ws?token={}", server.addr, s.token),
+            rooms: vec![],
+        })
+        .collect();
+    let open = load::connect_all(Protocol::Daehwa, server.addr, &clients).await?;
+    let connected = settled().await;
+
+    let peak = procfs::PeakRss::watch(pid);
+    let started = Instant::now();
+    api().login_burst("m", users).await?;
+    let login_s = started.elapsed().as_secs_f64();
+    let login_peak = peak.mib(pid);
+    drop(peak);
+    let logged_in = settled().await;
+    drop(open);
+    let (status, _) = server.stop();
+    record(
+        common,
+        json!({
+            "scenario": "memory",
+            "target": "daehwa",
+            "users": users,
+            "registration": if paced { "paced" } else { "burst" },
+            "connections": clients.len(),
+            "rss_fresh_mib": fresh,
+            "register_burst_s": register_s,
+            "rss_register_peak_mib": register_peak,
+            "rss_registered_mib": registered,
+            "rss_connected_mib": connected,
+            "login_burst_s": login_s,
+            "rss_login_peak_mib": login_peak,
+            "rss_logged_in_mib": logged_in,
+            "register_growth_mib": registered - fresh,
+            "login_growth_mib": logged_in - connected,
+            "exit_ok": status.is_some_and(|s| s.success()),
+        }),
+    );
+    Ok(())
+}
+
+/// How long `memory` waits before each look at RSS.
+const MEMORY_SETTLE: Duration = Duration::from_secs(2);
+
 fn latency_of(samples: &[Duration]) -> Latency {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     for sample in samples {
@@ -778,6 +859,7 @@ pub async fn smoke(server_bin: &Path, seconds: f64) -> Result<(), BoxError> {
         socketio_script: PathBuf::new(),
         server_cpu: None,
         work_dir: work.clone(),
+        daehwa_keys: Vec::new(),
     };
     let result = smoke_in(&programs, seconds).await;
     let _ = std::fs::remove_dir_all(&work);

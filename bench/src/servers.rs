@@ -34,6 +34,10 @@ pub struct Programs {
     /// Directory for data directories and config files.
     #[arg(long, default_value = "target/bench-work")]
     pub work_dir: PathBuf,
+    /// Extra keys of daehwa's configuration file, `section.key=value` (the value in
+    /// TOML, e.g. `storage.cache_mib=64`); repeatable.
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub daehwa_keys: Vec<String>,
 }
 
 /// One stderr line and when it was read.
@@ -262,9 +266,25 @@ impl Server {
             .iter()
             .map(|(s, k, v)| (*s, *k, (*v).to_owned()))
             .collect();
+        // Keys asked for on the command line are not optional: a server that does
+        // not know one refuses to start, and the bench says so.
+        let mut asked = Vec::new();
+        for set in &programs.daehwa_keys {
+            let parsed = set
+                .split_once('=')
+                .and_then(|(key, value)| Some((key.split_once('.')?, value)));
+            let Some(((section, key), value)) = parsed else {
+                return Err(StartError {
+                    message: format!("--set {set}: expected SECTION.KEY=VALUE"),
+                    config_key: None,
+                });
+            };
+            asked.push((section, key, value.to_owned()));
+        }
         let config_path = data_dir.with_extension("toml");
         loop {
-            std::fs::write(&config_path, config.render(&optional)).map_err(|e| StartError {
+            let keys: Vec<_> = optional.iter().chain(&asked).cloned().collect();
+            std::fs::write(&config_path, config.render(&keys)).map_err(|e| StartError {
                 message: format!("cannot write {}: {e}", config_path.display()),
                 config_key: None,
             })?;

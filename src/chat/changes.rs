@@ -250,7 +250,7 @@ impl Chat {
                 generation: sync.then(|| self.store.newest_generation()),
             });
         };
-        let seq = self.next_seq(room_id, &mut sequence)?;
+        let seq = self.next_seq(room_id, room, &mut sequence)?;
         let message = Arc::new(decided.message);
         let mentioned =
             self.note_mentions(&directory, room, &mut sequence, Some(&current), &message);

@@ -275,7 +275,7 @@ pub(super) fn load_unread(
 ) -> crate::store::StoreResult<()> {
     for (&room_id, entry) in &mut directory.rooms {
         let members: Vec<UserId> = entry.members.keys().copied().collect();
-        let sequence = entry.sequence.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut sequence = entry.sequence();
         for user in members {
             let read = sequence.read.get(&user).copied().unwrap_or_default();
             let mut unread = BTreeSet::new();

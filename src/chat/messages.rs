@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::moderation::check_not_muted;
 use super::view::{DeleteEvent, EditEvent, Event, MessageView, ReactionEvent};
-use super::{Caller, Chat, Directory, RoomEntry, Sequence};
+use super::{lock_sequence, Caller, Chat, Directory, RoomEntry, Sequence};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -140,19 +140,72 @@ impl Chat {
         Ok(())
     }
 
-    /// The room's next change number. Reserves a block of change numbers and message
-    /// ids, durably, when either runs out. The caller holds the sequence lock and
-    /// buffers the change before it lets go of it.
-    pub(super) fn next_seq(&self, room_id: RoomId, sequence: &mut Sequence) -> Result<Seq> {
+    /// The room's next change number. Reserves the next block of change numbers and
+    /// message ids, durably, on a blocking thread once half of either block is used
+    /// (see [`Chat::reserve_ahead`]); waits for the disk here only when a block ran
+    /// out before that reservation was done. The caller holds the sequence lock of
+    /// `room` and buffers the change before it lets go of it.
+    pub(super) fn next_seq(
+        &self,
+        room_id: RoomId,
+        room: &RoomEntry,
+        sequence: &mut Sequence,
+    ) -> Result<Seq> {
         if sequence.last >= sequence.reserved || sequence.last_seq >= sequence.reserved_seq {
             let msg_upto = MsgId::new(sequence.last.get() + ID_BLOCK);
             let seq_upto = Seq::new(sequence.last_seq.get() + ID_BLOCK);
             self.store.reserve(room_id, msg_upto, seq_upto)?;
             sequence.reserved = msg_upto;
             sequence.reserved_seq = seq_upto;
+        } else if !sequence.reserving
+            && (sequence.reserved.get() - sequence.last.get() <= ID_BLOCK / 2
+                || sequence.reserved_seq.get() - sequence.last_seq.get() <= ID_BLOCK / 2)
+        {
+            let msg_upto = MsgId::new(sequence.reserved.get().max(sequence.last.get()) + ID_BLOCK);
+            let seq_upto = Seq::new(sequence.reserved_seq.get() + ID_BLOCK);
+            sequence.reserving = self.reserve_ahead(room_id, room, msg_upto, seq_upto);
         }
         sequence.last_seq = sequence.last_seq.next();
         Ok(sequence.last_seq)
+    }
+
+    /// Reserves a room's ids and change numbers up to `msg_upto` and `seq_upto` on a
+    /// blocking thread, while half a block is still left: a reservation waits for a
+    /// disk flush, which must not hold the room's lock (and the async thread) for
+    /// milliseconds. Called with the room's sequence locked; whether a reservation
+    /// was started (outside a runtime, never in the server, the block's end is
+    /// reserved in line instead).
+    fn reserve_ahead(
+        &self,
+        room_id: RoomId,
+        room: &RoomEntry,
+        msg_upto: MsgId,
+        seq_upto: Seq,
+    ) -> bool {
+        let sequence = Arc::clone(&room.sequence);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let store = self.store.clone();
+        runtime.spawn_blocking(move || {
+            let reserved = store.reserve(room_id, msg_upto, seq_upto);
+            let mut sequence = lock_sequence(&sequence);
+            sequence.reserving = false;
+            match reserved {
+                // Reservations only ever raise the stored values, so a reservation in
+                // line that finished meanwhile is not undone by this one.
+                Ok(()) => {
+                    sequence.reserved = sequence.reserved.max(msg_upto);
+                    sequence.reserved_seq = sequence.reserved_seq.max(seq_upto);
+                }
+                Err(e) => tracing::warn!(
+                    room_id = room_id.get(),
+                    error = %e,
+                    "reserving message ids failed; the room's next block will be reserved in line"
+                ),
+            }
+        });
+        true
     }
 
     /// Accepts a message from a member and, in `sync` mode, waits until it is stored
@@ -233,7 +286,7 @@ impl Chat {
                 });
             }
         }
-        let seq = self.next_seq(room_id, &mut sequence)?;
+        let seq = self.next_seq(room_id, room, &mut sequence)?;
         sequence.last = sequence.last.next();
         let msg_id = sequence.last;
         // Sending marks the room read up to one's own message (in memory; saved

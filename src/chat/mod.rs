@@ -251,7 +251,8 @@ struct RoomEntry {
     /// Locked while a change is numbered, buffered and published, so that every
     /// member receives a room's changes in `seq` order (and messages in `msg_id`
     /// order).
-    sequence: Mutex<Sequence>,
+    /// Shared with the task that reserves the room's next block of ids.
+    sequence: Arc<Mutex<Sequence>>,
 }
 
 /// A room's numbering of messages and of changes, and where each member has read up
@@ -278,6 +279,12 @@ struct Sequence {
     /// Each member's unread mentions: messages past their marker that mention them
     /// (at most [`mentions::UNREAD_MENTIONS_MAX`]).
     mentions: HashMap<UserId, BTreeSet<MsgId>>,
+    /// Whether the next block of ids is being reserved, off the async threads.
+    reserving: bool,
+}
+
+fn lock_sequence(sequence: &Mutex<Sequence>) -> MutexGuard<'_, Sequence> {
+    sequence.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl RoomEntry {
@@ -289,7 +296,7 @@ impl RoomEntry {
     }
 
     fn sequence(&self) -> MutexGuard<'_, Sequence> {
-        self.sequence.lock().unwrap_or_else(|p| p.into_inner())
+        lock_sequence(&self.sequence)
     }
 
     fn last_msg_id(&self) -> MsgId {
@@ -303,7 +310,7 @@ impl RoomEntry {
             bans: HashMap::new(),
             mutes: HashMap::new(),
             invites: HashMap::new(),
-            sequence: Mutex::new(sequence),
+            sequence: Arc::new(Mutex::new(sequence)),
         }
     }
 
@@ -351,7 +358,7 @@ impl Chat {
     /// Opens the data directory of `config` and loads the domain from it, with a bus
     /// of its own: what the server and the operator's commands share.
     pub fn load(config: &Config) -> StoreResult<(Store, Arc<Chat>)> {
-        let store = Store::open(&config.storage.path)?;
+        let store = Store::open_with_cache(&config.storage.path, config.storage.cache_bytes())?;
         let bus = Bus::new(config.limits.ws_send_queue);
         let settings = Settings::from_config(config);
         let chat = Chat::open(store.clone(), bus, settings, Arc::new(Metrics::default()))?;

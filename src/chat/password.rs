@@ -5,6 +5,7 @@ use argon2::Argon2;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
 use rand::RngCore;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
@@ -16,6 +17,43 @@ pub enum Pool {
     Login,
     /// Registrations, password changes and room passwords.
     Other,
+}
+
+/// Hashes asked for and not finished (running or waiting for a permit), in all
+/// pools and servers of the process.
+static HASHES_UNDERWAY: AtomicUsize = AtomicUsize::new(0);
+
+/// How long after the last hash of a burst its memory is given back: long enough
+/// for the burst's connections to have closed and freed their buffers.
+const BURST_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Counts a hash as underway while it lives. When the last of a burst finishes and
+/// no other has begun for [`BURST_SETTLE`], the burst's memory is given back (see
+/// [`crate::allocator`]): its requests' buffers, freed in no particular order, would
+/// otherwise stay resident.
+struct Underway;
+
+impl Underway {
+    fn begin() -> Self {
+        HASHES_UNDERWAY.fetch_add(1, Ordering::AcqRel);
+        Self
+    }
+}
+
+impl Drop for Underway {
+    fn drop(&mut self) {
+        if HASHES_UNDERWAY.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async {
+                    tokio::time::sleep(BURST_SETTLE).await;
+                    if HASHES_UNDERWAY.load(Ordering::Acquire) == 0 {
+                        let _ = tokio::task::spawn_blocking(crate::allocator::release_free_memory)
+                            .await;
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// Password hashing off the async threads, with a bound on how many hashes run at
@@ -48,6 +86,7 @@ impl Hashing {
             Pool::Login => &self.logins,
             Pool::Other => &self.others,
         };
+        let _underway = Underway::begin();
         let _permit = semaphore.acquire().await.map_err(|_| Error::Internal)?;
         tokio::task::spawn_blocking(work)
             .await

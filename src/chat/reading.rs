@@ -3,7 +3,7 @@
 //!
 //! Markers live in memory, in each room's [`Sequence`], and move only forward. They
 //! are saved lazily: a change marks the marker unsaved, and the periodic flush job
-//! and the shutdown write the unsaved ones in one sled batch
+//! and the shutdown write the unsaved ones, one insert each (no sled batch)
 //! ([`Chat::save_read_markers`]). Sending is the hot path; a send moves its sender's
 //! marker without any write to sled. A crash loses at most the marker moves of the
 //! last flush interval (and sled's own flush delay): a room shows as unread again.
@@ -28,7 +28,7 @@ pub(super) fn load_markers(directory: &mut Directory, stored: Vec<(RoomId, UserI
         .collect();
     for (&room_id, entry) in &mut directory.rooms {
         let members: Vec<UserId> = entry.members.keys().copied().collect();
-        let sequence = entry.sequence.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut sequence = entry.sequence();
         for user in members {
             let marker = match stored.remove(&(room_id, user)) {
                 Some(marker) => marker.min(sequence.last),
@@ -42,7 +42,7 @@ pub(super) fn load_markers(directory: &mut Directory, stored: Vec<(RoomId, UserI
     }
     for (room_id, user) in stored.into_keys() {
         if let Some(entry) = directory.rooms.get_mut(&room_id) {
-            let sequence = entry.sequence.get_mut().unwrap_or_else(|p| p.into_inner());
+            let mut sequence = entry.sequence();
             sequence.unsaved.insert(user);
         }
     }

@@ -68,10 +68,13 @@ pub(super) fn tidy(db: &sled::Db) -> StoreResult<()> {
     Ok(())
 }
 
-/// Writes a tree in batches of [`BATCH`], logging progress.
+/// Writes a tree in groups of [`BATCH`], logging progress. One insert at a time,
+/// never a sled batch: the server that migrates goes on serving, and a batch would
+/// put every sled operation of the process behind sled's lock (see `Inner` in
+/// `store/mod.rs`).
 struct Writer<'t> {
     tree: &'t sled::Tree,
-    batch: sled::Batch,
+    batch: Vec<(Vec<u8>, Vec<u8>)>,
     pending: usize,
     written: usize,
     what: &'static str,
@@ -81,7 +84,7 @@ impl<'t> Writer<'t> {
     fn new(tree: &'t sled::Tree, what: &'static str) -> Self {
         Self {
             tree,
-            batch: sled::Batch::default(),
+            batch: Vec::new(),
             pending: 0,
             written: 0,
             what,
@@ -89,7 +92,7 @@ impl<'t> Writer<'t> {
     }
 
     fn insert(&mut self, key: &[u8], value: Vec<u8>) -> StoreResult<()> {
-        self.batch.insert(key, value);
+        self.batch.push((key.to_vec(), value));
         self.pending += 1;
         if self.pending == BATCH {
             self.finish_batch()?;
@@ -98,7 +101,9 @@ impl<'t> Writer<'t> {
     }
 
     fn finish_batch(&mut self) -> StoreResult<()> {
-        self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+        for (key, value) in std::mem::take(&mut self.batch) {
+            self.tree.insert(key, value)?;
+        }
         let before = self.written;
         self.written += self.pending;
         self.pending = 0;

@@ -17,8 +17,6 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
 use crate::model::*;
 pub use backup::{BackupStats, BackupWriter};
@@ -31,8 +29,10 @@ use records::*;
 /// another value, is not ours and is never written to.
 const SCHEMA: &[u8] = b"daehwa/2";
 const SCHEMA_KEY: &[u8] = b"schema";
-/// Changes per sled batch when a flush writes the buffer.
+/// Changes per chunk when a flush writes the buffer (see [`ChunkWrites`]).
 const WRITE_CHUNK: usize = 1000;
+/// sled's page cache when the caller does not say (`storage.cache_mib`'s default).
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Present in `meta` exactly while the database is closed after a graceful shutdown.
 const CLEAN_KEY: &[u8] = b"clean_shutdown";
 
@@ -62,6 +62,14 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// sled 0.34 takes no lock for single-key operations until the first
+/// `apply_batch` or transaction of the process; from then on every operation takes
+/// a process-wide read-write lock, and a batch or transaction takes it for writing.
+/// A batch then waits for sled's background flusher (which holds it for reading
+/// through its disk writes) and every reader waits behind the batch: the runtime's
+/// worker stalled for 40-60 ms per flush. So a running server makes single-key
+/// writes only (`compare_and_swap` where two writes race); only `restore`, on a
+/// database no server holds, writes batches.
 struct Inner {
     db: sled::Db,
     /// user id → [`UserRecord`].
@@ -228,22 +236,42 @@ fn remove_pair(tree: &sled::Tree, a: u64, b: u64) -> StoreResult<()> {
     Ok(())
 }
 
-/// What one chunk of a flush writes, one sled batch per tree, applied in an order
-/// that a crash can only cut, never reorder (sled recovers its log in order, and a
-/// batch whole or not at all):
+/// What one chunk of a flush writes, one list per tree, applied one insert (or
+/// removal) at a time (never a sled batch: see [`Inner`] on sled's lock) in an order
+/// that a crash can only cut, never reorder (sled recovers its log in order):
 /// 1. what points to messages (client-id references, the mention index; an index
 ///    of what messages say joins here, adding a change's new text and taking out
 ///    `Change::before`'s): after a crash a stored message has all of them, and one
 ///    whose message is missing (or no longer says it) is recognized by its reader;
 /// 2. the messages as they are after the chunk's changes;
 /// 3. the log entries: a logged change always finds its message at least as new.
+///
+/// Each list is in the chunk's order, each room's changes in `seq` order, so a cut
+/// inside one leaves a prefix of each room.
 #[derive(Default)]
 struct ChunkWrites {
-    references: sled::Batch,
-    mentions_by_user: sled::Batch,
-    mentions_by_room: sled::Batch,
-    messages: sled::Batch,
-    log: sled::Batch,
+    references: Writes,
+    mentions_by_user: Writes,
+    mentions_by_room: Writes,
+    messages: Writes,
+    log: Writes,
+}
+
+/// Inserts into one tree, in order.
+#[derive(Default)]
+struct Writes(Vec<(Vec<u8>, Vec<u8>)>);
+
+impl Writes {
+    fn insert(&mut self, key: &[u8], value: impl Into<Vec<u8>>) {
+        self.0.push((key.to_vec(), value.into()));
+    }
+
+    fn apply(self, tree: &sled::Tree) -> StoreResult<()> {
+        for (key, value) in self.0 {
+            tree.insert(key, value)?;
+        }
+        Ok(())
+    }
 }
 
 impl ChunkWrites {
@@ -258,7 +286,7 @@ impl ChunkWrites {
                     created_at: message.created_at,
                 };
                 self.references.insert(
-                    client_key(message.sender_id, client_id),
+                    &client_key(message.sender_id, client_id),
                     encode(&reference)?,
                 );
             }
@@ -269,9 +297,12 @@ impl ChunkWrites {
                 room_id: message.room_id,
                 msg_id: message.msg_id,
             };
-            self.mentions_by_user.insert(&mention_key(user, &at), &[]);
-            self.mentions_by_room
-                .insert(&triple_key(room, user.get(), message.msg_id.get()), &[]);
+            self.mentions_by_user
+                .insert(&mention_key(user, &at), Vec::new());
+            self.mentions_by_room.insert(
+                &triple_key(room, user.get(), message.msg_id.get()),
+                Vec::new(),
+            );
         }
         // A later change of the same message in this chunk replaces the state.
         self.messages.insert(
@@ -286,23 +317,39 @@ impl ChunkWrites {
     }
 
     fn apply(self, inner: &Inner) -> StoreResult<()> {
-        inner.userid_clientmsgid_ref.apply_batch(self.references)?;
-        inner
-            .userid_createdat_roomid_msgid_mention
-            .apply_batch(self.mentions_by_user)?;
-        inner
-            .roomid_userid_msgid_mention
-            .apply_batch(self.mentions_by_room)?;
-        inner.roomid_msgid_message.apply_batch(self.messages)?;
-        inner.roomid_seq_change.apply_batch(self.log)?;
+        self.references.apply(&inner.userid_clientmsgid_ref)?;
+        self.mentions_by_user
+            .apply(&inner.userid_createdat_roomid_msgid_mention)?;
+        self.mentions_by_room
+            .apply(&inner.roomid_userid_msgid_mention)?;
+        self.messages.apply(&inner.roomid_msgid_message)?;
+        self.log.apply(&inner.roomid_seq_change)?;
         Ok(())
     }
 }
 
+/// Sets a big-endian counter to `value` unless it is already higher.
+fn raise(tree: &sled::Tree, k: [u8; 8], value: u64) -> StoreResult<()> {
+    tree.update_and_fetch(k, |old| {
+        let old = old
+            .and_then(|v| v.try_into().ok())
+            .map_or(0, u64::from_be_bytes);
+        Some(key(old.max(value)).to_vec())
+    })?;
+    Ok(())
+}
+
 impl Store {
-    /// Opens (or creates) the database in `path`. Refuses a directory that holds
-    /// something other than a daehwa database, without writing to it.
+    /// Opens (or creates) the database in `path` with the default cache. Refuses a
+    /// directory that holds something other than a daehwa database, without writing
+    /// to it.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes` (sled's own default is
+    /// 1 GiB, which a long-running server fills with history it read once).
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> StoreResult<Self> {
         if path.is_dir() && !path.join("conf").exists() && !path.join("db").exists() {
             let mut entries = std::fs::read_dir(path)
                 .map_err(|e| StoreError::NotOurs(format!("cannot read {}: {e}", path.display())))?;
@@ -313,16 +360,20 @@ impl Store {
                 )));
             }
         }
-        let db = sled::Config::new().path(path).open().map_err(|e| match e {
-            // sled words its lock failure as an I/O error of its own.
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().contains("could not acquire lock") =>
-            {
-                StoreError::Locked
-            }
-            other => StoreError::Sled(other),
-        })?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| match e {
+                // sled words its lock failure as an I/O error of its own.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
+                    StoreError::Locked
+                }
+                other => StoreError::Sled(other),
+            })?;
         // Look before creating anything: a database without our `meta` tree and with
         // data of its own belongs to someone else.
         let has_meta = db.tree_names().iter().any(|name| name.as_ref() == b"meta");
@@ -400,26 +451,28 @@ impl Store {
             .collect())
     }
 
-    /// Inserts a new user and its name in one transaction. Returns `false` (and writes
-    /// nothing) when the name is taken.
+    /// Inserts a new user and claims its name. Returns `false` (and writes nothing)
+    /// when the name is taken.
     pub fn insert_user(&self, id: UserId, user: &User) -> StoreResult<bool> {
+        let inner = &self.inner;
         let name_key = user.username.to_lowercase();
-        let value = encode(&UserRecord::from(user))?;
         let id = key(id.get());
-        let outcome =
-            (&self.inner.userid_user, &self.inner.username_userid).transaction(|(users, names)| {
-                if names.get(name_key.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
-                names.insert(name_key.as_bytes(), &id)?;
-                users.insert(&id, value.as_slice())?;
-                Ok(())
-            });
-        match outcome {
-            Ok(()) => Ok(true),
-            Err(TransactionError::Abort(())) => Ok(false),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
+        // The user first, then the name, claimed atomically. A crash in between leaves
+        // a user whose name is unclaimed; start-up reads names from the users
+        // themselves, so the account is whole all the same.
+        inner
+            .userid_user
+            .insert(id, encode(&UserRecord::from(user))?)?;
+        let claimed = inner.username_userid.compare_and_swap(
+            name_key.as_bytes(),
+            None as Option<&[u8]>,
+            Some(&id),
+        )?;
+        if claimed.is_err() {
+            inner.userid_user.remove(id)?;
+            return Ok(false);
         }
+        Ok(true)
     }
 
     pub fn put_user(&self, id: UserId, user: &User) -> StoreResult<()> {
@@ -601,7 +654,8 @@ impl Store {
             .collect()
     }
 
-    /// Writes read markers in one batch, on a blocking thread: `Some(msg id)` sets a
+    /// Writes read markers one by one (no sled batch: see `Inner`), on a blocking
+    /// thread: `Some(msg id)` sets a
     /// member's marker, `None` forgets it (the member left). Not flushed to disk
     /// here: the message flush that follows, sled's own periodic flush (every
     /// 500 ms), or the shutdown's flush does.
@@ -614,15 +668,14 @@ impl Store {
     }
 
     fn write_read_markers(&self, markers: &[(RoomId, UserId, Option<MsgId>)]) -> StoreResult<()> {
-        let mut batch = sled::Batch::default();
+        let tree = &self.inner.roomid_userid_readmsgid;
         for &(room, user, marker) in markers {
             let k = pair_key(room.get(), user.get());
             match marker {
-                Some(msg_id) => batch.insert(&k, &key(msg_id.get())),
-                None => batch.remove(&k),
-            }
+                Some(msg_id) => tree.insert(k, &key(msg_id.get()))?,
+                None => tree.remove(k)?,
+            };
         }
-        self.inner.roomid_userid_readmsgid.apply_batch(batch)?;
         Ok(())
     }
 
@@ -691,15 +744,12 @@ impl Store {
 
     /// Records that ids up to `msg_upto` and changes up to `seq_upto` may be handed
     /// out in `room`, durably, before returning. Blocks for one sled flush; callers
-    /// reserve in blocks.
+    /// reserve in blocks. The stored values only rise: of two reservations racing,
+    /// the higher stays.
     pub fn reserve(&self, room: RoomId, msg_upto: MsgId, seq_upto: Seq) -> StoreResult<()> {
         let room = key(room.get());
-        self.inner
-            .roomid_reservedmsgid
-            .insert(room, &key(msg_upto.get()))?;
-        self.inner
-            .roomid_reservedseq
-            .insert(room, &key(seq_upto.get()))?;
+        raise(&self.inner.roomid_reservedmsgid, room, msg_upto.get())?;
+        raise(&self.inner.roomid_reservedseq, room, seq_upto.get())?;
         self.inner.db.flush()?;
         Ok(())
     }
@@ -952,11 +1002,8 @@ impl Store {
 
     fn write_batch(&self, batch: &Batch) -> StoreResult<()> {
         let changes: Vec<&Arc<Change>> = batch.iter().collect();
-        // sled 0.34 holds a process-wide write lock for the whole of an `apply_batch`,
-        // which stalls every reader (history, `clientMsgId` lookups) meanwhile: a
-        // batch of a flush interval's messages measured 40-60 ms stalls. Chunks keep
-        // each stall short. The batch iterates each room's changes in order, so
-        // whatever chunks a crash leaves on disk are still a prefix of each room.
+        // The batch iterates each room's changes in order, so whatever a crash leaves
+        // on disk is still a prefix of each room (see `ChunkWrites`).
         for chunk in changes.chunks(WRITE_CHUNK) {
             let mut writes = ChunkWrites::default();
             for change in chunk {
@@ -1024,5 +1071,63 @@ impl Store {
     /// Size of the database on disk, in bytes.
     pub fn size_on_disk(&self) -> StoreResult<u64> {
         Ok(self.inner.db.size_on_disk()?)
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    fn user(name: &str) -> User {
+        User {
+            username: name.to_owned(),
+            password_hash: "hash".to_owned(),
+            created_at: 0,
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn a_taken_name_is_refused_and_leaves_no_user_behind() {
+        let tmp = tempfile::TempDir::new().expect("tmp");
+        let store = Store::open(&tmp.path().join("db")).expect("open");
+        assert!(store
+            .insert_user(UserId::new(1), &user("Ann"))
+            .expect("insert"));
+        // Names are compared lower-cased.
+        assert!(!store
+            .insert_user(UserId::new(2), &user("ann"))
+            .expect("insert"));
+        let users = store.load_users().expect("load");
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].0, UserId::new(1));
+        assert!(store
+            .insert_user(UserId::new(3), &user("bob"))
+            .expect("insert"));
+    }
+
+    #[test]
+    fn a_reservation_never_lowers_the_stored_one() {
+        let tmp = tempfile::TempDir::new().expect("tmp");
+        let store = Store::open(&tmp.path().join("db")).expect("open");
+        let (seven, eight) = (RoomId::new(7), RoomId::new(8));
+        store
+            .reserve(seven, MsgId::new(2000), Seq::new(3000))
+            .expect("reserve");
+        store
+            .reserve(seven, MsgId::new(1000), Seq::new(1000))
+            .expect("reserve");
+        store
+            .reserve(eight, MsgId::new(1000), Seq::new(1000))
+            .expect("reserve");
+        let mut reservations = store.load_reservations().expect("load");
+        reservations.sort();
+        assert_eq!(
+            reservations,
+            [
+                (seven, MsgId::new(2000), Seq::new(3000)),
+                (eight, MsgId::new(1000), Seq::new(1000))
+            ]
+        );
     }
 }
