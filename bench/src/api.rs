@@ -21,6 +21,7 @@ pub struct Api {
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     pub token: String,
+    pub user_id: u64,
 }
 
 #[derive(Deserialize)]
@@ -42,7 +43,12 @@ async fn checked(response: reqwest::Response) -> Result<reqwest::Response, BoxEr
 impl Api {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            // Under the server's keep-alive timeout (server.header_read_timeout, 10 s),
+            // so that the pool does not reuse a connection the server is closing.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
             base: format!("http://{addr}"),
         }
     }
@@ -131,6 +137,48 @@ impl Api {
             .await?;
         let created: Created = checked(response).await?.json().await?;
         Ok(created.chat_seq)
+    }
+
+    /// Opens (or finds) the direct room of the caller and `target`.
+    pub async fn create_direct(&self, token: &str, target: u64) -> Result<u64, BoxError> {
+        let response = self
+            .http
+            .post(format!("{}/api/chatrooms/new", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "isDirected": true, "targetUserId": target }))
+            .send()
+            .await?;
+        let created: Created = checked(response).await?.json().await?;
+        Ok(created.chat_seq)
+    }
+
+    /// Joins a room; the room's newest msgId as the reply gives it.
+    pub async fn join_at(&self, token: &str, room: u64) -> Result<u64, BoxError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Joined {
+            last_msg_id: u64,
+        }
+        let response = self
+            .http
+            .put(format!("{}/api/chatrooms/join/{room}", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "chatSeq": room }))
+            .send()
+            .await?;
+        let joined: Joined = checked(response).await?.json().await?;
+        Ok(joined.last_msg_id)
+    }
+
+    pub async fn leave(&self, token: &str, room: u64) -> Result<(), BoxError> {
+        let response = self
+            .http
+            .delete(format!("{}/api/chatrooms/leave/{room}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        checked(response).await?;
+        Ok(())
     }
 
     pub async fn join(&self, token: &str, room: u64) -> Result<(), BoxError> {

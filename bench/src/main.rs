@@ -9,6 +9,7 @@ mod procfs;
 mod report;
 mod scenarios;
 mod servers;
+mod team;
 mod wire;
 
 use std::net::SocketAddr;
@@ -91,6 +92,14 @@ enum Command {
         /// Register a few users at a time instead of all at once.
         #[arg(long)]
         paced: bool,
+    },
+    /// A team's day: users with a realistic mix of activity, ramped until the
+    /// server no longer keeps up (p99 ≥ 50 ms or anything lost).
+    Team {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        options: team::TeamOptions,
     },
     /// History pages from a room of many messages, cold and warm.
     History {
@@ -229,6 +238,7 @@ fn main() -> ExitCode {
             users,
             paced,
         } => local(scenarios::memory(&common, users, paced)),
+        Command::Team { common, options } => local(team::team(&common, &options)),
         Command::History {
             common,
             messages,

@@ -420,6 +420,33 @@ fn verdicts(records: &[Value], fanout: &[&Value]) -> Vec<Verdict> {
         met: (!ratio_sio_transport.is_empty())
             .then(|| ratio_sio_transport.iter().all(|(_, x)| *x <= 1.5)),
     });
+    let team: Vec<&Value> = records
+        .iter()
+        .filter(|r| s(r, "scenario") == "team")
+        .collect();
+    if !team.is_empty() {
+        let served = team
+            .iter()
+            .filter(|r| r["ok"].as_bool() == Some(true))
+            .map(|r| r["users"].as_u64().unwrap_or(0))
+            .max();
+        let failed = team
+            .iter()
+            .filter(|r| r["ok"].as_bool() != Some(true))
+            .map(|r| r["users"].as_u64().unwrap_or(0))
+            .min();
+        v.push(Verdict {
+            goal: "a team's day: the most users one 2-core machine serves (p99 < 50 ms, nothing lost)",
+            measured: match (served, failed) {
+                (Some(n), Some(f)) => format!("{n} users (failed at {f})"),
+                (Some(n), None) => format!("{n} users, the largest step tried"),
+                (None, Some(f)) => format!("none: failed at {f}"),
+                (None, None) => "–".into(),
+            },
+            // A measurement, not a target: "met" says whether a step passed.
+            met: Some(served.is_some()),
+        });
+    }
     let burst = records.iter().find(|r| {
         s(r, "scenario") == "memory"
             && r.get("registration").and_then(Value::as_str) != Some("paced")
@@ -617,6 +644,54 @@ fn generate(records: &[Value], charts_dir: &Path, note: &str) -> Result<String, 
             sorted.extend(of);
         }
         load_table(&mut out, &sorted);
+    }
+
+    let team: Vec<&Value> = records
+        .iter()
+        .filter(|r| s(r, "scenario") == "team")
+        .collect();
+    if !team.is_empty() {
+        out.push_str("\n### A team's day: users ramped until the server no longer keeps up\n\n`daehwa-bench team` (see `bench/src/team.rs`): each step adds a block of users with rooms of its own (group rooms of Zipf sizes 2–200, six per user on average; two direct rooms per user); every user keeps one WebSocket and, at exponential intervals, sends a message (mean 60 s; one in five starts a burst of 2–5), reads a history page (300 s), visits another room for 30–90 s (1 800 s) and reconnects with `resume` (600 s). A step passes with p99 < 50 ms and nothing lost, duplicated, out of order or refused.\n\n| users | rooms (direct) | memberships | msgs/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | history p99 ms (reads) | visits | reconnects | server CPU | load-gen CPU | server peak RSS MiB | checks |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        for r in &team {
+            let checks = if r["ok"].as_bool() == Some(true) {
+                "pass".to_owned()
+            } else {
+                format!(
+                    "**fail**: {} lost, {} behind, {} gaps, {} duplicates, {} errors{}",
+                    r["lost"],
+                    r["behind"],
+                    r["gaps"],
+                    r["duplicates"],
+                    r["errors"],
+                    r["first_error"].as_str().map_or(String::new(), |e| format!(
+                        " (first: {})",
+                        e.replace('|', "/")
+                    ))
+                )
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} ({}) | {} | {:.0} | {} | {} | {} | {} | {} | {} ({}) | {} | {} | {:.0}% | {:.0}% | {:.0} | {} |",
+                r["users"],
+                r["rooms"],
+                r["direct_rooms"],
+                r["memberships"],
+                f(r, "msgs_per_s"),
+                thousands(f(r, "deliveries_per_s")),
+                num(f(r, "latency.p50_ms"), 2),
+                num(f(r, "latency.p99_ms"), 2),
+                num(f(r, "latency.p999_ms"), 2),
+                num(f(r, "latency.max_ms"), 1),
+                num(f(r, "history.p99_ms"), 2),
+                r["history_reads"],
+                r["joins"],
+                r["reconnects"],
+                100.0 * f(r, "server_cpu_share"),
+                100.0 * f(r, "loadgen_cpu_share"),
+                f(r, "server_rss_peak_mib"),
+                checks
+            );
+        }
     }
 
     let memory: Vec<&Value> = records

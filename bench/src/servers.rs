@@ -352,6 +352,32 @@ impl Server {
         }
     }
 
+    /// Pins every thread of the server to `cpu` (`taskset -c` syntax), or lets it run
+    /// anywhere (`None`); threads it starts later inherit their starter's.
+    pub fn pin(&self, cpu: Option<&str>) -> Result<(), StartError> {
+        let all = format!(
+            "0-{}",
+            std::thread::available_parallelism().map_or(0, |n| n.get() - 1)
+        );
+        let status = Command::new("taskset")
+            .args(["-a", "-p", "-c", cpu.unwrap_or(&all)])
+            .arg(self.pid.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| StartError {
+                message: format!("cannot run taskset: {e}"),
+                config_key: None,
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(StartError {
+                message: format!("taskset -a -p failed: {status}"),
+                config_key: None,
+            })
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit; kills after [`STOP_TIMEOUT`].
     /// Returns the exit status and how long the shutdown took.
     pub fn stop(mut self) -> (Option<ExitStatus>, Duration) {

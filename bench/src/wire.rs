@@ -99,7 +99,7 @@ pub enum Incoming {
     Other,
 }
 
-fn parse_marker(text: &str) -> Option<Received> {
+pub fn parse_marker(text: &str) -> Option<Received> {
     let start = text.find("\"content\":\"~b")? + "\"content\":\"~b".len();
     let mut parts = text[start..].splitn(4, '.');
     let sender = parts.next()?.parse().ok()?;
