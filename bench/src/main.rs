@@ -8,6 +8,7 @@ mod load;
 mod procfs;
 mod report;
 mod scenarios;
+mod search;
 mod servers;
 mod team;
 mod wire;
@@ -141,6 +142,21 @@ enum Command {
         #[arg(long)]
         sync_only: bool,
     },
+    /// The search index where it lives: persistence with and without it, its size
+    /// per message, query latency (one Korean word, one English word), warm.
+    SearchIndex {
+        #[arg(long, default_value = "target/bench-work/search")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 100)]
+        rooms: u64,
+        /// Rooms the searching user is a member of.
+        #[arg(long, default_value_t = 10)]
+        member_of: u64,
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+    },
     /// The raw sled reference (run by `persistence` as a pinned child).
     SledRaw {
         #[arg(long)]
@@ -271,6 +287,13 @@ fn main() -> ExitCode {
             batch,
             singles_seconds,
         } => scenarios::sled_raw(&dir, batches, batch, singles_seconds).map(|v| println!("{v}")),
+        Command::SearchIndex {
+            dir,
+            messages,
+            rooms,
+            member_of,
+            queries,
+        } => search::run(&dir, messages, rooms, member_of, queries).map(|v| println!("{v}")),
         Command::Ceiling { bind } => return ceiling::main(bind),
         Command::SioConformance { bind } => return conformance::main(bind),
         Command::Report {

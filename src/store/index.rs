@@ -10,8 +10,11 @@
 //! The index proposes candidates; the caller checks each against the stored text
 //! ([`crate::search::Query::matches`]). So the index may hold more than the stored
 //! messages (entries of a message lost in a crash, or the old words of an edit
-//! whose removal did not reach the disk) but never less: entries are added in a
-//! batch applied before the messages', and removed in one applied after them.
+//! whose removal did not reach the disk) but never less.
+//!
+//! The server does not write it yet: measured where it would live (`daehwa-bench
+//! search-index`, BENCHMARKS.md), inserting the entries in the flush, one key at a
+//! time, cost far more than the messages themselves; see ARCHITECTURE.md.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -98,18 +101,12 @@ fn entry_key(room: u64, token: &str, position: Position) -> Vec<u8> {
     k
 }
 
-/// Adds the entries of a message's text to `batch`.
-pub fn add(batch: &mut sled::Batch, room: u64, position: Position, text: &str) {
-    for token in crate::search::index_tokens(text) {
-        batch.insert(entry_key(room, &token, position), &[]);
-    }
-}
-
-/// Adds the removal of a message's entries to `batch`.
-pub fn remove(batch: &mut sled::Batch, room: u64, position: Position, text: &str) {
-    for token in crate::search::index_tokens(text) {
-        batch.remove(entry_key(room, &token, position));
-    }
+/// The keys of a message's entries, each inserted with an empty value (one at a
+/// time: a running server writes no sled batches, see `Store`'s `Inner`).
+pub fn entries(room: u64, position: Position, text: &str) -> impl Iterator<Item = Vec<u8>> {
+    crate::search::index_tokens(text)
+        .into_iter()
+        .map(move |token| entry_key(room, &token, position))
 }
 
 /// The positions of one room whose entries hold every token, newest first: a
@@ -277,13 +274,13 @@ mod tests {
                 .open()
                 .expect("db");
             let tree = db.open_tree("index").expect("tree");
-            let mut batch = sled::Batch::default();
             let mut texts = HashMap::new();
             for &(room, msg, at, text) in messages {
-                add(&mut batch, room, Position { at, msg }, text);
+                for k in entries(room, Position { at, msg }, text) {
+                    tree.insert(k, Vec::new()).expect("insert");
+                }
                 texts.insert((room, msg), text.to_owned());
             }
-            tree.apply_batch(batch).expect("batch");
             Self {
                 _dir: dir,
                 tree,
@@ -385,9 +382,9 @@ mod tests {
         ]);
         // The bigrams of 학교에서 are in all three; the text is in one.
         assert_eq!(fixture.search(&[1], "학교에서", None, 10).hits, [(1, 3)]);
-        let mut batch = sled::Batch::default();
-        remove(&mut batch, 1, Position { at: 30, msg: 3 }, "학교에서");
-        fixture.tree.apply_batch(batch).expect("batch");
+        for k in entries(1, Position { at: 30, msg: 3 }, "학교에서") {
+            fixture.tree.remove(k).expect("remove");
+        }
         assert!(fixture.search(&[1], "학교에서", None, 10).hits.is_empty());
 
         let query = Query::parse("학교").expect("query");
