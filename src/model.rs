@@ -180,6 +180,17 @@ pub struct Message {
     pub body: Body,
     /// In the order each emoji was first used.
     pub reactions: Vec<Reaction>,
+    /// Files uploaded to the room by the sender, shown with the message.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to a message, as the message shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub file_id: FileId,
+    pub name: Arc<str>,
+    pub size: u64,
+    pub content_type: Arc<str>,
 }
 
 impl Message {

@@ -13,7 +13,7 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use super::moderation::check_not_muted;
 use super::{rate_limited, Caller, Chat};
 use crate::error::{Error, Result};
-use crate::model::{now_millis, FileId, RoomId, StoredFile, UserId};
+use crate::model::{now_millis, Attachment, FileId, RoomId, StoredFile, UserId};
 use crate::store::HEAD_BYTES;
 
 /// A file name is cut to at most this many bytes.
@@ -37,6 +37,9 @@ const INLINE_IMAGES: &[(&str, &[u8])] = &[
 /// An upload in `files/tmp/` older than this is taken for abandoned by the sweep
 /// while the server runs (at start, every one is).
 const ABANDONED_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 /// A file as clients see it.
 #[derive(Debug, Clone, Serialize)]
@@ -256,6 +259,48 @@ impl Chat {
             path: self.store.file_path(file_id),
             record,
         })
+    }
+
+    /// The attachments of a new message by `sender` in `room`: each a file that
+    /// `sender` uploaded to `room`, each once, at most [`MAX_ATTACHMENTS`].
+    pub(super) fn attachments_for(
+        &self,
+        room: RoomId,
+        sender: UserId,
+        ids: &[FileId],
+    ) -> Result<Vec<Attachment>> {
+        if ids.len() > MAX_ATTACHMENTS {
+            return Err(Error::bad_request(
+                "invalid_attachment",
+                format!("a message carries at most {MAX_ATTACHMENTS} files"),
+            ));
+        }
+        let mut attachments: Vec<Attachment> = Vec::with_capacity(ids.len());
+        for &file_id in ids {
+            if attachments.iter().any(|a| a.file_id == file_id) {
+                return Err(Error::bad_request(
+                    "invalid_attachment",
+                    format!("file {file_id} is attached twice"),
+                ));
+            }
+            let file = self
+                .store
+                .file(file_id)?
+                .filter(|f| f.room_id == room && f.uploader == sender)
+                .ok_or_else(|| {
+                    Error::bad_request(
+                        "invalid_attachment",
+                        format!("file {file_id} is not a file you uploaded to this room"),
+                    )
+                })?;
+            attachments.push(Attachment {
+                file_id,
+                name: file.name.into(),
+                size: file.size,
+                content_type: file.content_type.into(),
+            });
+        }
+        Ok(attachments)
     }
 
     /// Removes the bytes of files that have no record any more, and abandoned

@@ -216,8 +216,9 @@ impl Chat {
         room_id: RoomId,
         content: String,
         client_msg_id: Option<String>,
+        attachments: Vec<FileId>,
     ) -> Result<Sent> {
-        let accepted = self.accept(caller, room_id, content, client_msg_id)?;
+        let accepted = self.accept(caller, room_id, content, client_msg_id, attachments)?;
         self.stored(accepted).await
     }
 
@@ -232,8 +233,15 @@ impl Chat {
         room_id: RoomId,
         content: String,
         client_msg_id: Option<String>,
+        attachments: Vec<FileId>,
     ) -> Result<Accepted> {
-        self.check_content(&content, client_msg_id.as_deref())?;
+        if attachments.is_empty() || !content.is_empty() {
+            self.check_content(&content, client_msg_id.as_deref())?;
+        } else {
+            // Files alone are a message too (a pasted screenshot).
+            self.check_content(" ", client_msg_id.as_deref())?;
+        }
+        let attachments = self.attachments_for(room_id, caller.user_id, &attachments)?;
         let sync = self.settings.durability == Durability::Sync;
         if sync && self.store.flush_failing() {
             return Err(Error::Unavailable {
@@ -307,6 +315,7 @@ impl Chat {
                 edited_at: None,
             },
             reactions: Vec::new(),
+            attachments,
         });
         let mentioned = self.note_mentions(&directory, room, &mut sequence, None, &message);
         if let (Some(ids), Some(client_id)) = (&mut client_ids, &message.client_msg_id) {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
-use crate::model::{Body, Message, Millis, MsgId, Role, RoomId, RoomType, Seq, UserId};
+use crate::model::{
+    Attachment, Body, FileId, Message, Millis, MsgId, Role, RoomId, RoomType, Seq, UserId,
+};
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T01:22:12.345Z`.
 pub fn timestamp(millis: Millis) -> String {
@@ -149,6 +151,34 @@ pub struct MessageView {
     pub sender_name: Arc<str>,
 }
 
+/// `attachments: [{fileId, name, size, contentType}]`.
+struct AttachmentsView<'a>(&'a [Attachment]);
+
+impl Serialize for AttachmentsView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for a in self.0 {
+            seq.serialize_element(&AttachmentView {
+                file_id: a.file_id,
+                name: &a.name,
+                size: a.size,
+                content_type: &a.content_type,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AttachmentView<'a> {
+    file_id: FileId,
+    name: &'a str,
+    size: u64,
+    content_type: &'a str,
+}
+
 /// `reactions: [{emoji, count, userIds}]`.
 struct ReactionsView<'a>(&'a Message);
 
@@ -202,6 +232,9 @@ impl Serialize for MessageView {
                 s.serialize_field("mentions", &mentions.users)?;
                 if mentions.room {
                     s.serialize_field("mentionsRoom", &true)?;
+                }
+                if !m.attachments.is_empty() {
+                    s.serialize_field("attachments", &AttachmentsView(&m.attachments))?;
                 }
             }
             Body::Deleted { by, .. } => {

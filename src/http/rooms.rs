@@ -12,7 +12,7 @@ use super::{body, caller, json_reply, no_content, parse_id, parse_json, with_cha
 use crate::chat::view::ChatType;
 use crate::chat::{Before, Caller, Chat, NewRoom};
 use crate::error::Error;
-use crate::model::{RoomId, UserId};
+use crate::model::{FileId, RoomId, UserId};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -160,11 +160,14 @@ pub(super) fn history(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SendBody {
+    #[serde(default)]
     content: String,
     client_msg_id: Option<String>,
+    attachments: Option<Vec<FileId>>,
 }
 
-/// POST /api/chatrooms/{roomId}/messages {content, clientMsgId?} → 201 the message,
+/// POST /api/chatrooms/{roomId}/messages {content, clientMsgId?, attachments?} → 201
+/// the message,
 /// which also reaches the room's sockets as a `chat` event; 200 with the original
 /// when `clientMsgId` was sent before.
 pub(super) fn send(
@@ -181,7 +184,13 @@ pub(super) fn send(
                 let room_id = parse_id(&room, "roomId")?;
                 let b: SendBody = parse_json(&body)?;
                 let sent = chat
-                    .send(caller, room_id, b.content, b.client_msg_id)
+                    .send(
+                        caller,
+                        room_id,
+                        b.content,
+                        b.client_msg_id,
+                        b.attachments.unwrap_or_default(),
+                    )
                     .await?;
                 let status = if sent.duplicate {
                     StatusCode::OK

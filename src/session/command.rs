@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::chat::view::ErrorEvent;
-use crate::model::RoomId;
+use crate::model::{FileId, RoomId};
 
 /// What a client asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,6 +15,7 @@ pub enum Command {
         room_id: RoomId,
         content: String,
         client_msg_id: Option<String>,
+        attachments: Vec<FileId>,
     },
     /// Tell a room's other members that the user is typing.
     Typing { room_id: RoomId },
@@ -30,8 +31,11 @@ struct TypingData {
 #[serde(rename_all = "camelCase")]
 struct ChatData {
     chat_seq: RoomId,
+    #[serde(default)]
     content: String,
     client_msg_id: Option<String>,
+    #[serde(default)]
+    attachments: Vec<FileId>,
 }
 
 /// A refusal of a client's frame, before anything ran.
@@ -62,7 +66,7 @@ pub fn decode_command(event: &str, data: &Value) -> Result<Command, ErrorEvent> 
             let data = ChatData::deserialize(data).map_err(|e| {
                 refused(
                     "invalid_frame",
-                    format!("chat data is {{chatSeq: number, content: string, clientMsgId?: string}}: {e}"),
+                    format!("chat data is {{chatSeq: number, content: string, clientMsgId?: string, attachments?: [number]}}: {e}"),
                     reference(),
                 )
             })?;
@@ -70,6 +74,7 @@ pub fn decode_command(event: &str, data: &Value) -> Result<Command, ErrorEvent> 
                 room_id: data.chat_seq,
                 content: data.content,
                 client_msg_id: data.client_msg_id,
+                attachments: data.attachments,
             })
         }
         "typing" => {
@@ -107,7 +112,8 @@ mod tests {
             Some(Command::Chat {
                 room_id: crate::model::RoomId::new(3),
                 content: "hi".into(),
-                client_msg_id: Some("a1".into())
+                client_msg_id: Some("a1".into()),
+                attachments: Vec::new(),
             })
         );
     }

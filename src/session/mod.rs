@@ -251,19 +251,20 @@ impl Session {
 
     /// Runs one command of the client; `ack` when it wants the outcome as a reply.
     pub fn command(&mut self, command: Result<Command, ErrorEvent>, ack: Option<AckId>) {
-        let (room_id, content, client_msg_id) = match command {
+        let (room_id, content, client_msg_id, attachments) = match command {
             Ok(Command::Chat {
                 room_id,
                 content,
                 client_msg_id,
-            }) => (room_id, content, client_msg_id),
+                attachments,
+            }) => (room_id, content, client_msg_id, attachments),
             Ok(Command::Typing { room_id }) => return self.typing(room_id, ack),
             Err(error) => return self.refuse(error, ack),
         };
         let reference = json!({"event": "chat", "chatSeq": room_id, "clientMsgId": client_msg_id});
         match self
             .chat
-            .accept(self.caller, room_id, content, client_msg_id)
+            .accept(self.caller, room_id, content, client_msg_id, attachments)
         {
             Ok(accepted) if accepted.waits() => {
                 let chat = Arc::clone(&self.chat);

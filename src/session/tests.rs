@@ -54,7 +54,7 @@ impl World {
     async fn say(&self, caller: Caller, room: RoomId, content: &str) -> MsgId {
         let sent = self
             .chat
-            .send(caller, room, content.into(), None)
+            .send(caller, room, content.into(), None, Vec::new())
             .await
             .expect("sent");
         sent.view.message.msg_id
@@ -109,6 +109,7 @@ fn chat(room: RoomId, content: &str, client_msg_id: Option<&str>) -> Result<Comm
         room_id: room,
         content: content.into(),
         client_msg_id: client_msg_id.map(Into::into),
+        attachments: Vec::new(),
     })
 }
 

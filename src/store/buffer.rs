@@ -374,6 +374,7 @@ mod tests {
                     mentions: Mentions::default(),
                 },
                 reactions: Vec::new(),
+                attachments: Vec::new(),
             }),
             mentioned: Vec::new(),
             before: None,

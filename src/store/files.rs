@@ -17,6 +17,10 @@ use tokio::io::AsyncWriteExt;
 use super::{decode, encode, key, Store, StoreError, StoreResult};
 use crate::model::{FileId, Millis, RoomId, StoredFile, UserId};
 
+/// A file that no message has carried this long after its upload is forgotten by
+/// the sweep (an upload whose message was never sent).
+const UNATTACHED_FILE_AGE_MILLIS: i64 = 24 * 3600 * 1000;
+
 /// Where the files live, under the data directory.
 const FILES_DIR: &str = "files";
 /// Uploads in progress, under [`FILES_DIR`].
@@ -81,6 +85,12 @@ impl Files {
 
     pub(super) fn path_of(&self, id: FileId) -> PathBuf {
         self.dir.join(format!("{:016x}", id.get()))
+    }
+
+    /// Forgets a file's record; its bytes go at the next sweep.
+    pub(super) fn forget(&self, id: FileId) -> StoreResult<()> {
+        self.fileid_file.remove(key(id.get()))?;
+        Ok(())
     }
 
     /// Keeps stored bytes from being removed until the guard is dropped.
@@ -262,7 +272,8 @@ impl Store {
         Ok(usage)
     }
 
-    /// Removes the bytes of files without a record, and uploads abandoned in
+    /// Forgets files that no message carries a day after their upload; removes the
+    /// bytes of files without a record, and uploads abandoned in
     /// `files/tmp/` (all of them when `all_uploads`, at start; else those older
     /// than `upload_age`, as an upload in progress is younger). Blocking. Returns
     /// how many files it removed.
@@ -274,6 +285,21 @@ impl Store {
         let files = &self.inner.files;
         let _removing = files.hold_removals();
         let mut removed = 0;
+        let unattached_before = crate::model::now_millis() - UNATTACHED_FILE_AGE_MILLIS;
+        for entry in files.fileid_file.iter() {
+            let (k, v) = entry?;
+            let record: FileRecord = decode(&v)?;
+            if record.created_at < unattached_before
+                && self
+                    .inner
+                    .fileid_roomid_msgid_attachment
+                    .scan_prefix(&k)
+                    .next()
+                    .is_none()
+            {
+                files.fileid_file.remove(k)?;
+            }
+        }
         for entry in std::fs::read_dir(&files.dir)? {
             let entry = entry?;
             let name = entry.file_name();

@@ -91,6 +91,12 @@ struct Inner {
     /// room id ++ user id ++ msg id → (): the same mentions by room, for each
     /// member's unread mentions at start.
     roomid_userid_msgid_mention: sled::Tree,
+    /// room id ++ msg id ++ file id → [`AttachmentRecord`]: the files a message
+    /// carries, written with the message, before it; taken out after its delete.
+    roomid_msgid_fileid_attachment: sled::Tree,
+    /// file id ++ room id ++ msg id → (): the messages that carry a file, so that a
+    /// file goes once no message refers to it.
+    fileid_roomid_msgid_attachment: sled::Tree,
     /// room id ++ seq → [`ChangeRecord`]: each room's log of changes.
     roomid_seq_change: sled::Tree,
     /// room id → the highest `msg_id` that may have been handed out. Made durable
@@ -251,24 +257,39 @@ fn remove_pair(tree: &sled::Tree, a: u64, b: u64) -> StoreResult<()> {
 #[derive(Default)]
 struct ChunkWrites {
     references: Writes,
+    /// With 1.: the files messages carry (both ways).
+    attachments: Writes,
+    attachment_refs: Writes,
+    /// After 3.: the attachments of deleted messages, and the files that may be
+    /// referred to by no message any more.
+    attachments_removed: Writes,
+    attachment_refs_removed: Writes,
+    maybe_orphaned: Vec<FileId>,
     mentions_by_user: Writes,
     mentions_by_room: Writes,
     messages: Writes,
     log: Writes,
 }
 
-/// Inserts into one tree, in order.
+/// Inserts into (and removals from) one tree, in order.
 #[derive(Default)]
-struct Writes(Vec<(Vec<u8>, Vec<u8>)>);
+struct Writes(Vec<(Vec<u8>, Option<Vec<u8>>)>);
 
 impl Writes {
     fn insert(&mut self, key: &[u8], value: impl Into<Vec<u8>>) {
-        self.0.push((key.to_vec(), value.into()));
+        self.0.push((key.to_vec(), Some(value.into())));
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        self.0.push((key.to_vec(), None));
     }
 
     fn apply(self, tree: &sled::Tree) -> StoreResult<()> {
         for (key, value) in self.0 {
-            tree.insert(key, value)?;
+            match value {
+                Some(value) => tree.insert(key, value)?,
+                None => tree.remove(key)?,
+            };
         }
         Ok(())
     }
@@ -278,6 +299,7 @@ impl ChunkWrites {
     fn add(&mut self, change: &Change) -> StoreResult<()> {
         let message = &change.message;
         let room = message.room_id.get();
+        self.add_attachments(change)?;
         if change.kind == ChangeKind::Posted {
             if let Some(client_id) = &message.client_msg_id {
                 let reference = MessageRefRecord {
@@ -316,7 +338,42 @@ impl ChunkWrites {
         Ok(())
     }
 
+    fn add_attachments(&mut self, change: &Change) -> StoreResult<()> {
+        let message = &change.message;
+        let (room, msg) = (message.room_id.get(), message.msg_id.get());
+        match change.kind {
+            ChangeKind::Posted => {
+                for a in &message.attachments {
+                    let file = a.file_id.get();
+                    self.attachments.insert(
+                        &triple_key(room, msg, file),
+                        encode(&AttachmentRecord::from(a))?,
+                    );
+                    self.attachment_refs
+                        .insert(&triple_key(file, room, msg), Vec::new());
+                }
+            }
+            ChangeKind::Deleted => {
+                let carried = change.before.as_deref().unwrap_or(message);
+                for a in &carried.attachments {
+                    let file = a.file_id.get();
+                    self.attachments_removed
+                        .remove(&triple_key(room, msg, file));
+                    self.attachment_refs_removed
+                        .remove(&triple_key(file, room, msg));
+                    self.maybe_orphaned.push(a.file_id);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn apply(self, inner: &Inner) -> StoreResult<()> {
+        self.attachment_refs
+            .apply(&inner.fileid_roomid_msgid_attachment)?;
+        self.attachments
+            .apply(&inner.roomid_msgid_fileid_attachment)?;
         self.references.apply(&inner.userid_clientmsgid_ref)?;
         self.mentions_by_user
             .apply(&inner.userid_createdat_roomid_msgid_mention)?;
@@ -324,6 +381,23 @@ impl ChunkWrites {
             .apply(&inner.roomid_userid_msgid_mention)?;
         self.messages.apply(&inner.roomid_msgid_message)?;
         self.log.apply(&inner.roomid_seq_change)?;
+        self.attachments_removed
+            .apply(&inner.roomid_msgid_fileid_attachment)?;
+        self.attachment_refs_removed
+            .apply(&inner.fileid_roomid_msgid_attachment)?;
+        // A file no message refers to any more goes: its record now, its bytes at
+        // the next sweep.
+        for file in self.maybe_orphaned {
+            let prefix = file.get().to_be_bytes();
+            if inner
+                .fileid_roomid_msgid_attachment
+                .scan_prefix(prefix)
+                .next()
+                .is_none()
+            {
+                inner.files.forget(file)?;
+            }
+        }
         Ok(())
     }
 }
@@ -416,6 +490,8 @@ impl Store {
             roomid_reservedmsgid: db.open_tree("roomid_reservedmsgid")?,
             roomid_reservedseq: db.open_tree("roomid_reservedseq")?,
             roomid_seq_change: db.open_tree("roomid_seq_change")?,
+            roomid_msgid_fileid_attachment: db.open_tree("roomid_msgid_fileid_attachment")?,
+            fileid_roomid_msgid_attachment: db.open_tree("fileid_roomid_msgid_attachment")?,
             userid_createdat_roomid_msgid_mention: db
                 .open_tree("userid_createdat_roomid_msgid_mention")?,
             roomid_userid_msgid_mention: db.open_tree("roomid_userid_msgid_mention")?,
@@ -765,15 +841,32 @@ impl Store {
         self.inner.buffer.newest_generation()
     }
 
+    /// A message read from disk, with the files it carries.
+    fn with_attachments(&self, mut message: Message) -> StoreResult<Message> {
+        let prefix = pair_key(message.room_id.get(), message.msg_id.get());
+        for entry in self
+            .inner
+            .roomid_msgid_fileid_attachment
+            .scan_prefix(prefix)
+        {
+            let (k, v) = entry?;
+            let file = FileId::new(id_of(&k[16..])?);
+            message
+                .attachments
+                .push(decode::<AttachmentRecord>(&v)?.into_attachment(file));
+        }
+        Ok(message)
+    }
+
     fn disk_message(&self, room: RoomId, msg_id: MsgId) -> StoreResult<Option<Message>> {
         match self
             .inner
             .roomid_msgid_message
             .get(pair_key(room.get(), msg_id.get()))?
         {
-            Some(v) => Ok(Some(
+            Some(v) => Ok(Some(self.with_attachments(
                 decode::<MessageRecord>(&v)?.into_message(room, msg_id),
-            )),
+            )?)),
             None => Ok(None),
         }
     }
@@ -823,9 +916,9 @@ impl Store {
             .map(|entry| {
                 let (k, v) = entry?;
                 let msg_id = MsgId::new(id_of(&k[8..])?);
-                Ok(Arc::new(
+                Ok(Arc::new(self.with_attachments(
                     decode::<MessageRecord>(&v)?.into_message(room, msg_id),
-                ))
+                )?))
             })
             .collect::<StoreResult<Vec<_>>>()?;
         older.reverse();

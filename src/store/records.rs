@@ -317,6 +317,38 @@ impl MessageRecord {
                     users: users.into_iter().map(UserId::new).collect(),
                 })
                 .collect(),
+            // Kept in their own tree; the store adds them.
+            attachments: Vec::new(),
+        }
+    }
+}
+
+/// A message's attachment, under room id ++ msg id ++ file id: what the message
+/// shows of the file, so that reading a message does not read the file's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct AttachmentRecord {
+    pub name: String,
+    pub size: u64,
+    pub content_type: String,
+}
+
+impl AttachmentRecord {
+    pub fn into_attachment(self, file_id: FileId) -> Attachment {
+        Attachment {
+            file_id,
+            name: self.name.into(),
+            size: self.size,
+            content_type: self.content_type.into(),
+        }
+    }
+}
+
+impl From<&Attachment> for AttachmentRecord {
+    fn from(a: &Attachment) -> Self {
+        Self {
+            name: a.name.to_string(),
+            size: a.size,
+            content_type: a.content_type.to_string(),
         }
     }
 }

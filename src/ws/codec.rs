@@ -73,7 +73,8 @@ mod tests {
             Some(Command::Chat {
                 room_id: crate::model::RoomId::new(3),
                 content: "hi".into(),
-                client_msg_id: Some("a1".into())
+                client_msg_id: Some("a1".into()),
+                attachments: Vec::new(),
             })
         );
     }

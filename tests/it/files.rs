@@ -457,3 +457,123 @@ async fn backup_and_restore_carry_the_files() {
         assert_eq!(got.bytes().await.expect("body"), bytes);
     }
 }
+
+async fn say_with(
+    client: &Client,
+    room: u64,
+    content: &str,
+    attachments: &[u64],
+) -> (StatusCode, Value) {
+    client
+        .post(
+            &format!("/api/chatrooms/{room}/messages"),
+            serde_json::json!({"content": content, "attachments": attachments}),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn messages_carry_files_until_they_are_deleted() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let data = tmp.path().join("data");
+    let mut server = Server::start_in(&data, &[]).await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let room = alice.create_room("public", "files", None).await;
+    let other = alice.create_room("public", "other", None).await;
+    assert_eq!(bob.join(room, None).await.0, StatusCode::OK);
+    let (mut bob_ws, _) = bob.connect().await;
+
+    let (_, shot) = upload(&alice, room, "shot.png", "image/png", PNG).await;
+    let shot = shot["fileId"].as_u64().expect("id");
+    let (_, notes) = upload(&alice, room, "notes.txt", "text/plain", b"notes").await;
+    let notes = notes["fileId"].as_u64().expect("id");
+
+    // A screenshot alone, pasted: no text needed.
+    let (status, message) = say_with(&alice, room, "", &[shot]).await;
+    assert_eq!(status, StatusCode::CREATED, "{message}");
+    let shown = serde_json::json!([{
+        "fileId": shot, "name": "shot.png", "size": PNG.len(), "contentType": "image/png"
+    }]);
+    assert_eq!(message["attachments"], shown);
+    assert_eq!(message["content"], "");
+    let event = bob_ws.expect("chat").await;
+    assert_eq!(event["attachments"], shown);
+    let first = message["msgId"].as_u64().expect("msgId");
+    // The same file on a second message, with another.
+    let (status, second) = say_with(&alice, room, "both", &[notes, shot]).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let second = second["msgId"].as_u64().expect("msgId");
+
+    // Only files the sender uploaded to that room, each once, and not nothing.
+    let (_, bobs) = upload(&bob, room, "b.txt", "text/plain", b"b").await;
+    let bobs = bobs["fileId"].as_u64().expect("id");
+    let (_, elsewhere) = upload(&alice, other, "o.txt", "text/plain", b"o").await;
+    let elsewhere = elsewhere["fileId"].as_u64().expect("id");
+    for attachments in [
+        vec![bobs],
+        vec![elsewhere],
+        vec![notes, notes],
+        vec![999_999],
+    ] {
+        assert_error(
+            &say_with(&alice, room, "x", &attachments).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_attachment",
+        );
+    }
+    assert_error(
+        &say_with(&alice, room, "", &[]).await,
+        StatusCode::BAD_REQUEST,
+        "empty_message",
+    );
+
+    // Stored with the messages: history shows them after a restart.
+    server.stop().await;
+    let mut server = Server::start_in(&data, &[]).await;
+    let alice = alice.at(&server);
+    let history = alice.history(room, -1, 10).await;
+    let carried: Vec<usize> = history
+        .iter()
+        .map(|m| m["attachments"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(carried, [1, 2]);
+    assert_eq!(history[0]["attachments"], shown);
+
+    // Deleting the first message keeps the screenshot (the second carries it);
+    // deleting the second too lets both files go, record and bytes.
+    let delete = |msg: u64| {
+        let alice = alice.clone();
+        async move {
+            let (status, body) = alice
+                .delete(&format!("/api/chatrooms/{room}/messages/{msg}"))
+                .await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        }
+    };
+    delete(first).await;
+    server.stop().await;
+    let mut server = Server::start_in(&data, &[]).await;
+    let alice = alice.at(&server);
+    assert_eq!(download(&alice, shot).await.status(), StatusCode::OK);
+    let delete = |msg: u64| {
+        let alice = alice.clone();
+        async move {
+            let (status, body) = alice
+                .delete(&format!("/api/chatrooms/{room}/messages/{msg}"))
+                .await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        }
+    };
+    delete(second).await;
+    server.stop().await;
+    // The restart's sweep removes the bytes of files without a record.
+    let server = Server::start_in(&data, &[]).await;
+    let alice = alice.at(&server);
+    for file in [shot, notes] {
+        assert_eq!(download(&alice, file).await.status(), StatusCode::NOT_FOUND);
+        assert!(!data.join("files").join(format!("{file:016x}")).exists());
+    }
+    // Files no message carries (yet) stay, for a day.
+    assert_eq!(download(&alice, elsewhere).await.status(), StatusCode::OK);
+}
