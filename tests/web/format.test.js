@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GROUP_GAP_MS, dayLabel, isHttpUrl, layout, linkify, roomTitle } from '../../web/js/format.js';
+import { GROUP_GAP_MS, dayLabel, isHttpUrl, isInlineImage, layout, linkify, roomTitle, sizeLabel } from '../../web/js/format.js';
 
 test('only http and https URLs become links', () => {
   assert.deepEqual(linkify('see https://example.com/a?b=1 now'), [
@@ -61,4 +61,15 @@ test('a direct room is named after the other person', () => {
   assert.equal(roomTitle(room, 'alice'), 'bob');
   assert.equal(roomTitle(room, 'bob'), 'alice');
   assert.equal(roomTitle({ isDirected: false, chatName: 'general' }, 'alice'), 'general');
+});
+
+test('file sizes read as people say them; only the images the server shows inline are shown', () => {
+  assert.equal(sizeLabel(0), '0 B');
+  assert.equal(sizeLabel(1023), '1023 B');
+  assert.equal(sizeLabel(1536), '1.5 KB');
+  assert.equal(sizeLabel(25 * 1024 * 1024), '25 MB');
+  assert.equal(sizeLabel(3 * 1024 ** 4), '3072 GB');
+  assert.ok(isInlineImage('image/png'));
+  assert.ok(!isInlineImage('image/svg+xml'));
+  assert.ok(!isInlineImage('text/html'));
 });

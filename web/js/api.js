@@ -80,6 +80,31 @@ export class Api {
   members(room) { return this.get(`/api/chatrooms/${room}/members`); }
   updateRoom(room, changes) { return this.patch(`/api/chatrooms/${room}`, changes); }
 
+  // Files
+  /** Uploads `file` to `room`; `onProgress(fraction)` as it goes. → {fileId, name, size, contentType}.
+   * XMLHttpRequest, as fetch reports no upload progress. */
+  upload(room, file, onProgress = () => {}) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', `/api/chatrooms/${room}/files?filename=${encodeURIComponent(file.name || 'file')}`);
+      if (this.token) xhr.setRequestHeader('Authorization', `Bearer ${this.token}`);
+      xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+      xhr.onerror = () => reject(new NetworkError('the server cannot be reached'));
+      xhr.onload = () => {
+        let value = null;
+        try { value = JSON.parse(xhr.responseText); } catch { value = null; }
+        if (xhr.status === 201) return resolve(value);
+        if (xhr.status === 401 && this.token) this.onUnauthorized();
+        reject(new ApiError(xhr.status, value?.error ?? 'http_error', value?.message ?? xhr.statusText));
+      };
+      xhr.send(file);
+    });
+  }
+  /** Sets the cookie that lets <img> and download links fetch files (an hour). */
+  filesCookie() { return this.post('/api/files/cookie'); }
+  dropFilesCookie() { return this.delete('/api/files/cookie'); }
+
   // Moderation
   kick(room, user) { return this.post(`/api/chatrooms/${room}/kick/${user}`); }
   ban(room, user, minutes) { return this.post(`/api/chatrooms/${room}/ban/${user}`, minutes ? { minutes } : {}); }

@@ -108,6 +108,7 @@ export class App extends EventTarget {
       onLoggedOut: () => this.signedOut('You were logged out.'),
     });
     this.connection.start();
+    this.keepFilesCookie();
     this.api.blocks().then((list) => {
       this.state.blocks = new Map(list.map((u) => [u.userId, u]));
     }).catch(() => {});
@@ -123,7 +124,25 @@ export class App extends EventTarget {
     this.signedOut();
   }
 
+  /** Keeps the files cookie (an hour long) fresh while signed in: images and
+   * download links cannot send the bearer token. */
+  keepFilesCookie() {
+    clearInterval(this.filesCookieTimer);
+    const renew = () => this.api.filesCookie().catch(() => {});
+    renew();
+    this.filesCookieTimer = setInterval(renew, 30 * 60 * 1000);
+  }
+
+  /** Uploads a file to the open room: → {fileId, name, size, contentType}. */
+  upload(file, onProgress) {
+    const roomId = this.state.current;
+    if (roomId === null) return Promise.reject(new Error('no room is open'));
+    return this.api.upload(roomId, file, onProgress);
+  }
+
   signedOut(message) {
+    clearInterval(this.filesCookieTimer);
+    this.api.dropFilesCookie().catch(() => {});
     this.connection?.stop();
     this.connection = null;
     localStorage.removeItem(SESSION_KEY);
@@ -331,17 +350,19 @@ export class App extends EventTarget {
   // ---- messages ----
 
   /** Writes a message: shown at once as pending, sent now or when back online. */
-  send(content) {
+  send(content, attachments = []) {
     const roomId = this.state.current;
-    if (roomId === null || content.trim() === '') return;
-    const entry = this.state.outbox.add(roomId, content);
+    if (roomId === null || (content.trim() === '' && attachments.length === 0)) return;
+    const entry = this.state.outbox.add(roomId, content, { attachments });
     this.saveOutbox();
     this.emit('messages', roomId);
     this.sendEntry(entry);
   }
 
   sendEntry(entry) {
-    this.connection?.send('chat', { chatSeq: entry.chatSeq, content: entry.content, clientMsgId: entry.clientMsgId });
+    const data = { chatSeq: entry.chatSeq, content: entry.content, clientMsgId: entry.clientMsgId };
+    if (entry.attachments?.length) data.attachments = entry.attachments.map((a) => a.fileId);
+    this.connection?.send('chat', data);
   }
 
   retry(clientMsgId) {

@@ -132,3 +132,23 @@ export function roomTitle(room, me) {
   const names = room.chatName.split(', ');
   return names.find((n) => n !== me) ?? names[0] ?? room.chatName;
 }
+
+/** A file's size for people: 512 B, 1.5 KB, 3.2 MB. */
+export function sizeLabel(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** Types the server serves inline (and only when the bytes are that image). */
+const INLINE_IMAGES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+
+export function isInlineImage(contentType) {
+  return INLINE_IMAGES.has(contentType);
+}

@@ -21,8 +21,10 @@ export class Outbox {
   }
 
   /** Adds a message written now; returns its entry. */
-  add(chatSeq, content, { clientMsgId = newClientMsgId(), now = new Date() } = {}) {
+  add(chatSeq, content, { clientMsgId = newClientMsgId(), now = new Date(), attachments = [] } = {}) {
     const entry = { clientMsgId, chatSeq, content, createdAt: now.toISOString(), state: 'pending' };
+    // Files already uploaded, shown with the pending message and sent by id.
+    if (attachments.length) entry.attachments = attachments;
     this.entries.set(clientMsgId, entry);
     return entry;
   }

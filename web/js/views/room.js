@@ -8,7 +8,7 @@
 // later features (edits, reactions) replace a single node.
 
 import { html, refs, icon, replaceChildren } from '../dom.js';
-import { dayLabel, layout, linkify, timeLabel } from '../format.js';
+import { dayLabel, isInlineImage, layout, linkify, sizeLabel, timeLabel } from '../format.js';
 import { hasOlder, mentions } from '../state.js';
 import * as notify from '../notify.js';
 import { avatar } from './sidebar.js';
@@ -55,7 +55,10 @@ export function roomView(app, shell, signal) {
       <p class="typing" data-ref="typing" aria-live="polite"></p>
       <p class="editing" data-ref="editing" hidden>Editing a message · Enter saves · Escape cancels</p>
       <ul class="mention-suggest" id="mention-suggest" role="listbox" aria-label="Mention" data-ref="suggest" hidden></ul>
+      <ul class="uploads" data-ref="uploads" aria-label="Files to send" hidden></ul>
       <form class="composer" data-ref="composer">
+        <input type="file" multiple hidden data-ref="fileInput" aria-label="Choose files to attach">
+        <button type="button" class="icon-button attach" data-ref="attach" aria-label="Attach files" title="Attach files (or paste, or drop)">${icon('attach')}</button>
         <textarea data-ref="input" aria-label="Message" rows="1" enterkeyhint="send"
                   aria-describedby="composer-hint" aria-controls="mention-suggest" aria-autocomplete="list"></textarea>
         <button type="submit" class="send" aria-label="Send" title="Send">${icon('send')}</button>
@@ -68,6 +71,9 @@ export function roomView(app, shell, signal) {
   let shownRoom = null;
   /** The message being edited in the composer, if one is. */
   let editing = null;
+  /** Files being uploaded or uploaded for the open room: {file, attachment, failed, node}. */
+  let uploads = [];
+  let uploadsRoom = null;
 
   // ---- header ----
 
@@ -104,6 +110,7 @@ export function roomView(app, shell, signal) {
     root.classList.toggle('empty', !room);
     r.welcome.hidden = Boolean(room);
     r.head.hidden = r.logWrap.hidden = r.composer.hidden = !room;
+    if (roomChangedForUploads(room)) clearUploads();
     root.querySelector('.composer-hint').hidden = !room;
     if (!room) return;
     const title = app.title(room);
@@ -196,6 +203,7 @@ export function roomView(app, shell, signal) {
           ${m.deleted
             ? html`<div class="msg-text deleted">This message was deleted.</div>`
             : html`<div class="msg-text">${messageText(m.content)}${m.editedAt ? html` <span class="edited" title="${new Date(m.editedAt).toLocaleString()}">(edited)</span>` : null}</div>`}
+          ${m.deleted ? null : attachmentsRow(m)}
           ${m.pending ? pendingStatus(m) : null}
           ${m.pending || m.deleted ? null : reactionsRow(m)}
         </div>
@@ -204,6 +212,20 @@ export function roomView(app, shell, signal) {
     if (m.msgId) el.dataset.msgId = m.msgId;
     if (!m.pending && mentions(m, app.state.me.userId)) el.classList.add('mentioned');
     return el;
+  }
+
+  /** A message's files: images shown (fetched with the files cookie), others as
+   * download links. Names are text, never markup. */
+  function attachmentsRow(m) {
+    const list = m.attachments ?? [];
+    if (list.length === 0) return null;
+    return html`<ul class="attachments" aria-label="Files">${list.map((a) => {
+      const href = `/api/files/${a.fileId}`;
+      const label = `${a.name} (${sizeLabel(a.size)})`;
+      return isInlineImage(a.contentType)
+        ? html`<li class="attachment image"><a href="${href}" target="_blank" rel="noopener" title="${label}"><img src="${href}" alt="${a.name}" loading="lazy"></a></li>`
+        : html`<li class="attachment file"><a href="${href}" download="${a.name}">${icon('attach')}<span>${label}</span></a></li>`;
+    })}</ul>`;
   }
 
   function reactionsRow(m) {
@@ -432,10 +454,77 @@ export function roomView(app, shell, signal) {
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   }
 
+  // ---- uploads: by button, paste and drop; sent with the next message ----
+
+  function roomChangedForUploads(room) {
+    const id = room ? app.state.current : null;
+    const changed = id !== uploadsRoom;
+    uploadsRoom = id;
+    return changed;
+  }
+
+  function clearUploads() {
+    uploads = [];
+    renderUploads();
+  }
+
+  function renderUploads() {
+    r.uploads.hidden = uploads.length === 0;
+    replaceChildren(r.uploads, uploads.map((u) => u.node));
+  }
+
+  function uploadFiles(files) {
+    for (const file of files) {
+      const u = { file, attachment: null, failed: false };
+      const progress = html`<progress max="1" value="0" aria-label="${`Uploading ${file.name || 'file'}`}"></progress>`;
+      const remove = html`<button type="button" class="icon-button" aria-label="${`Remove ${file.name || 'file'}`}" title="Remove">${icon('close')}</button>`;
+      const status = html`<span class="upload-status"></span>`;
+      u.node = html`<li class="upload"><span class="upload-name">${file.name || 'file'}</span> ${progress}${status}${remove}</li>`;
+      remove.addEventListener('click', () => {
+        uploads = uploads.filter((x) => x !== u);
+        renderUploads();
+      });
+      uploads.push(u);
+      app.upload(file, (fraction) => { progress.value = fraction; })
+        .then((attachment) => {
+          u.attachment = attachment;
+          progress.value = 1;
+          status.textContent = sizeLabel(attachment.size);
+        })
+        .catch((e) => {
+          u.failed = true;
+          progress.remove();
+          status.textContent = `failed: ${e.message}`;
+        });
+    }
+    renderUploads();
+  }
+
+  r.attach.addEventListener('click', () => r.fileInput.click());
+  r.fileInput.addEventListener('change', () => {
+    uploadFiles([...r.fileInput.files]);
+    r.fileInput.value = '';
+  });
+  r.input.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files ?? [])];
+    if (files.length === 0) return;
+    e.preventDefault();
+    uploadFiles(files);
+  });
+  root.addEventListener('dragover', (e) => {
+    if (app.state.current !== null && e.dataTransfer?.types.includes('Files')) e.preventDefault();
+  }, { signal });
+  root.addEventListener('drop', (e) => {
+    const files = [...(e.dataTransfer?.files ?? [])];
+    if (app.state.current === null || files.length === 0) return;
+    e.preventDefault();
+    uploadFiles(files);
+  }, { signal });
+
   async function submit() {
     const text = r.input.value;
-    if (text.trim() === '') return;
     if (editing) {
+      if (text.trim() === '') return;
       const { msgId } = editing;
       try {
         await app.editMessage(msgId, text);
@@ -446,7 +535,14 @@ export function roomView(app, shell, signal) {
       }
       return;
     }
-    app.send(text);
+    if (uploads.some((u) => !u.attachment && !u.failed)) {
+      app.toast('Wait for the files to finish uploading.');
+      return;
+    }
+    const attachments = uploads.filter((u) => u.attachment).map((u) => u.attachment);
+    if (text.trim() === '' && attachments.length === 0) return;
+    app.send(text, attachments);
+    clearUploads();
     r.input.value = '';
     drafts.delete(app.state.current);
     autosize();
