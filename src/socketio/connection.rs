@@ -174,10 +174,10 @@ pub async fn run<S: Service>(
     };
     drop(engine);
     match transport {
+        // Either our close, or the echo of the peer's that tungstenite has queued
+        // (without it the client sees 1006); on a broken socket it fails at once.
         Transport::WebSocket(mut socket) => {
-            if let End::Close = end {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::close(&mut socket)).await;
-            }
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::close(&mut socket)).await;
         }
         Transport::Polling { polling, .. } => {
             if let End::Close = end {

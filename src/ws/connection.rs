@@ -105,7 +105,13 @@ where
                         message: "binary frames are not supported; send JSON text frames".into(),
                         reference: None,
                     }), None),
-                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite has queued the echo of the peer's close: send it,
+                        // so the client sees its own code rather than 1006.
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::close(&mut socket)).await;
+                        break None;
+                    }
+                    None => break None,
                     Some(Ok(_)) => {}
                     Some(Err(WsError::Capacity(e))) => {
                         tracing::debug!(%user_id, error = %e, "oversized message");

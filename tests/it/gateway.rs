@@ -1,6 +1,6 @@
 //! The WebSocket gateway: the upgrade, every event, refused frames, isolation.
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -266,4 +266,44 @@ async fn logout_closes_the_sockets_of_that_token() {
     let (mut ws, _) = alice.connect().await;
     alice.post("/api/auth/logout", json!({})).await;
     assert_eq!(ws.expect_close().await, Some(4001));
+}
+
+/// RFC 6455 §5.5.1: a close is answered with a close. Without the echo a client sees
+/// 1006 (closed abnormally) for a close it asked for itself.
+#[tokio::test]
+async fn a_client_close_is_answered_on_both_gateways() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+
+    let server = Server::start().await;
+    let alice = server.register("alice").await;
+    let (mut ws, _) = alice.connect().await;
+    let (mut sio, _) = tokio_tungstenite::connect_async(
+        server
+            .url("/socket.io/?EIO=4&transport=websocket")
+            .replace("http:", "ws:"),
+    )
+    .await
+    .expect("socket.io over WebSocket");
+    for socket in [&mut ws.socket, &mut sio] {
+        socket
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await
+            .expect("send the close");
+        let echo = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match socket.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        })
+        .await
+        .expect("the server answers in time");
+        assert_eq!(echo, Some(1000));
+    }
 }
