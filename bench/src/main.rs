@@ -156,6 +156,12 @@ enum Command {
         member_of: u64,
         #[arg(long, default_value_t = 1000)]
         queries: usize,
+        /// Where the index lives: `sled` (daehwa's own layout) or `tantivy`.
+        #[arg(long, default_value = "sled")]
+        engine: String,
+        /// tantivy: chunks of 1 000 messages per commit.
+        #[arg(long, default_value_t = 1)]
+        commit_every: u64,
     },
     /// The raw sled reference (run by `persistence` as a pinned child).
     SledRaw {
@@ -293,7 +299,18 @@ fn main() -> ExitCode {
             rooms,
             member_of,
             queries,
-        } => search::run(&dir, messages, rooms, member_of, queries).map(|v| println!("{v}")),
+            engine,
+            commit_every,
+        } => search::run(
+            &dir,
+            messages,
+            rooms,
+            member_of,
+            queries,
+            &engine,
+            commit_every.max(1),
+        )
+        .map(|v| println!("{v}")),
         Command::Ceiling { bind } => return ceiling::main(bind),
         Command::SioConformance { bind } => return conformance::main(bind),
         Command::Report {

@@ -157,6 +157,198 @@ fn build(
     })
 }
 
+/// The same build, the index in tantivy instead of sled: each chunk's messages
+/// inserted into sled and flushed, then their documents (room, msg, time, and the
+/// same tokens as daehwa's index, pre-split) added and committed (tantivy fsyncs a
+/// new segment; merges run on its own threads).
+fn build_tantivy(
+    dir: &Path,
+    messages: u64,
+    rooms: u64,
+    chunk: u64,
+    commit_every: u64,
+) -> Result<Build, BoxError> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("tantivy"))?;
+    let db = sled::Config::new().path(dir.join("sled")).open()?;
+    let texts = db.open_tree("roomid_msgid_message")?;
+    let (index, fields) = tantivy_index(&dir.join("tantivy"), true)?;
+    let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 50_000_000)?;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let vocabulary = Vocabulary::new(&mut rng);
+    let mut pending: Vec<(u64, u64, u64, String)> = Vec::with_capacity(chunk as usize);
+    let started_at: u64 = 1_780_000_000_000;
+    let mut elapsed = Duration::ZERO;
+    let mut chunks = 0u64;
+    for n in 0..messages {
+        let room = 1 + n % rooms;
+        let msg = 1 + n / rooms;
+        pending.push((room, msg, started_at + n * 10, vocabulary.message(&mut rng)));
+        if pending.len() as u64 == chunk || n + 1 == messages {
+            let t = Instant::now();
+            for (room, msg, _, text) in &pending {
+                let mut value = Vec::with_capacity(text.len() + 40);
+                value.extend_from_slice(&[0; 40]);
+                value.extend_from_slice(text.as_bytes());
+                texts.insert(message_key(*room, *msg), value)?;
+            }
+            db.flush()?;
+            for (room, msg, at, text) in &pending {
+                let tokens: Vec<String> = daehwa::search::index_tokens(text).into_iter().collect();
+                let mut document = tantivy::TantivyDocument::default();
+                document.add_u64(fields.room, *room);
+                document.add_u64(fields.msg, *msg);
+                document.add_u64(fields.at, *at);
+                document.add_text(fields.tokens, tokens.join(" "));
+                writer.add_document(document)?;
+            }
+            chunks += 1;
+            if chunks.is_multiple_of(commit_every) || n + 1 == messages {
+                writer.commit()?;
+            }
+            elapsed += t.elapsed();
+            pending.clear();
+        }
+    }
+    writer.wait_merging_threads()?;
+    db.flush()?;
+    Ok(Build {
+        seconds: elapsed.as_secs_f64(),
+        db_bytes: dir_bytes(&dir.join("tantivy"))? + db.size_on_disk()?,
+    })
+}
+
+fn dir_bytes(dir: &Path) -> Result<u64, BoxError> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let meta = entry?.metadata()?;
+        if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}
+
+struct Fields {
+    room: tantivy::schema::Field,
+    msg: tantivy::schema::Field,
+    at: tantivy::schema::Field,
+    tokens: tantivy::schema::Field,
+}
+
+fn tantivy_index(dir: &Path, create: bool) -> Result<(tantivy::Index, Fields), BoxError> {
+    use tantivy::schema::{IndexRecordOption, TextFieldIndexing, TextOptions, FAST, INDEXED};
+    let mut builder = tantivy::schema::Schema::builder();
+    let room = builder.add_u64_field("room", INDEXED | FAST);
+    let msg = builder.add_u64_field("msg", FAST);
+    let at = builder.add_u64_field("at", FAST);
+    let tokens = builder.add_text_field(
+        "tokens",
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("whitespace")
+                .set_index_option(IndexRecordOption::Basic),
+        ),
+    );
+    let schema = builder.build();
+    let index = if create {
+        tantivy::Index::create_in_dir(dir, schema)?
+    } else {
+        tantivy::Index::open_in_dir(dir)?
+    };
+    Ok((
+        index,
+        Fields {
+            room,
+            msg,
+            at,
+            tokens,
+        },
+    ))
+}
+
+/// [`query`] against the tantivy build: every token and one of the rooms must
+/// match, newest first by the time's fast field; the stored text decides.
+fn query_tantivy(
+    dir: &Path,
+    member_of: u64,
+    words: &[String],
+    queries: usize,
+    limit: usize,
+) -> Result<(Histogram<u64>, f64), BoxError> {
+    use tantivy::query::{BooleanQuery, Occur, TermQuery};
+    use tantivy::schema::IndexRecordOption;
+    let db = sled::Config::new().path(dir.join("sled")).open()?;
+    let texts = db.open_tree("roomid_msgid_message")?;
+    let (index, fields) = tantivy_index(&dir.join("tantivy"), false)?;
+    let reader = index.reader()?;
+    let searcher = reader.searcher();
+    let mut histogram = Histogram::<u64>::new(3)?;
+    let mut found = 0usize;
+    let mut rng = Rng(7);
+    for pass in 0..2 {
+        let mut rng_pass = Rng(rng.next());
+        for _ in 0..queries {
+            let word = &words[rng_pass.zipf(words.len().min(2000))];
+            let t = Instant::now();
+            let query = Query::parse(word)?;
+            let mut clauses: Vec<(Occur, Box<dyn tantivy::query::Query>)> = query
+                .tokens()
+                .iter()
+                .map(|token| {
+                    let term = tantivy::Term::from_field_text(fields.tokens, token);
+                    (
+                        Occur::Must,
+                        Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+                            as Box<dyn tantivy::query::Query>,
+                    )
+                })
+                .collect();
+            let rooms: Vec<(Occur, Box<dyn tantivy::query::Query>)> = (1..=member_of)
+                .map(|room| {
+                    let term = tantivy::Term::from_field_u64(fields.room, room);
+                    (
+                        Occur::Should,
+                        Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+                            as Box<dyn tantivy::query::Query>,
+                    )
+                })
+                .collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(rooms))));
+            let top = searcher.search(
+                &BooleanQuery::new(clauses),
+                &tantivy::collector::TopDocs::with_limit(limit * 2)
+                    .order_by_fast_field::<u64>("at", tantivy::Order::Desc),
+            )?;
+            let mut hits = 0;
+            for (_, address) in top {
+                let segment = searcher.segment_reader(address.segment_ord);
+                let room = segment.fast_fields().u64("room")?.first(address.doc_id);
+                let msg = segment.fast_fields().u64("msg")?.first(address.doc_id);
+                let (Some(room), Some(msg)) = (room, msg) else {
+                    continue;
+                };
+                let Some(value) = texts.get(message_key(room, msg))? else {
+                    continue;
+                };
+                let text = std::str::from_utf8(&value[40..]).unwrap_or("");
+                if query.matches(text) {
+                    hits += 1;
+                    if hits == limit {
+                        break;
+                    }
+                }
+            }
+            let micros = t.elapsed().as_micros() as u64;
+            if pass == 1 {
+                histogram.record(micros.max(1))?;
+                found += hits;
+            }
+        }
+    }
+    Ok((histogram, found as f64 / queries as f64))
+}
+
 /// Runs `queries` searches for words drawn from `words` in the first `member_of`
 /// rooms, warm, after one unmeasured pass; the latency histogram (µs) and the mean
 /// number of results.
@@ -220,9 +412,37 @@ pub fn run(
     rooms: u64,
     member_of: u64,
     queries: usize,
+    engine: &str,
+    commit_every: u64,
 ) -> Result<Value, BoxError> {
     let chunk = 1000;
     let plain = build(&dir.join("plain"), messages, rooms, chunk, false)?;
+    if engine == "tantivy" {
+        let indexed = build_tantivy(&dir.join("tantivy"), messages, rooms, chunk, commit_every)?;
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let vocabulary = Vocabulary::new(&mut rng);
+        let at = dir.join("tantivy");
+        let (korean, korean_found) =
+            query_tantivy(&at, member_of, &vocabulary.korean, queries, 20)?;
+        let (english, english_found) =
+            query_tantivy(&at, member_of, &vocabulary.english, queries, 20)?;
+        return Ok(json!({
+            "scenario": "search",
+            "engine": "tantivy",
+            "chunks_per_commit": commit_every,
+            "messages": messages,
+            "rooms": rooms,
+            "member_of": member_of,
+            "persist_plain_msgs_per_s": messages as f64 / plain.seconds,
+            "persist_indexed_msgs_per_s": messages as f64 / indexed.seconds,
+            "persist_ratio": plain.seconds / indexed.seconds,
+            "db_bytes_plain": plain.db_bytes,
+            "db_bytes_indexed": indexed.db_bytes,
+            "index_bytes_per_message": (indexed.db_bytes.saturating_sub(plain.db_bytes)) as f64 / messages as f64,
+            "korean": { "latency": latency(&korean), "mean_results": korean_found },
+            "english": { "latency": latency(&english), "mean_results": english_found },
+        }));
+    }
     let indexed = build(&dir.join("indexed"), messages, rooms, chunk, true)?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let vocabulary = Vocabulary::new(&mut rng);
@@ -242,6 +462,7 @@ pub fn run(
     )?;
     let result = json!({
         "scenario": "search",
+        "engine": "sled",
         "messages": messages,
         "rooms": rooms,
         "member_of": member_of,
