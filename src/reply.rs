@@ -1,11 +1,12 @@
-//! How a domain [`Error`] is answered over HTTP: a status and `{error, message}`.
+//! How a domain [`Error`] is answered over HTTP: a status and `{error, message}`; and
+//! how a request names its caller (`Authorization: Bearer`).
 //!
 //! Shared by the REST API and the upgrades of both gateways (`/ws`, `/socket.io/`),
 //! so that a refusal reads the same whatever refused it, and so that the gateways do
 //! not import the REST layer.
 
 use serde::Serialize;
-use warp::http::StatusCode;
+use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
 
@@ -53,4 +54,13 @@ pub fn api_error_reply(error: &Error) -> Response {
             .insert(warp::http::header::RETRY_AFTER, seconds.into());
     }
     reply
+}
+
+/// The token of an `Authorization: Bearer <token>` header, trimmed; `None` for no
+/// header, another scheme, or a value that is not text.
+pub fn bearer(authorization: Option<&HeaderValue>) -> Option<&str> {
+    authorization
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
 }

@@ -21,6 +21,7 @@ use crate::chat::files::{Download, FILES_COOKIE_LIFETIME_SECS};
 use crate::chat::{Caller, Chat};
 use crate::error::Error;
 use crate::model::{FileId, UserId};
+use crate::reply::bearer;
 
 /// The cookie that carries a files credential (see [`Chat::files_cookie`]).
 const COOKIE_NAME: &str = "daehwa_files";
@@ -180,12 +181,8 @@ fn downloader(chat: Arc<Chat>) -> impl Filter<Extract = (UserId,), Error = Rejec
         .and(with_chat(chat))
         .and_then(
             |authorization: Option<HeaderValue>, cookies: Option<HeaderValue>, chat: Arc<Chat>| async move {
-                if let Some(token) = authorization
-                    .as_ref()
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|h| h.strip_prefix("Bearer "))
-                {
-                    return Ok::<_, Rejection>(chat.authenticate(token.trim())?.user_id);
+                if let Some(token) = bearer(authorization.as_ref()) {
+                    return Ok::<_, Rejection>(chat.authenticate(token)?.user_id);
                 }
                 let cookie = cookies
                     .as_ref()

@@ -1,21 +1,22 @@
 //! daehwa's chat over socket.io: the default namespace, authenticated by the
-//! handshake's `auth: {token, resume?}` (or the `token` query parameter), the same
-//! session core as `/ws`. An event is encoded once for every socket.io recipient
-//! ([`SocketIoEvent`]); `chat` with an acknowledgement callback is acknowledged
-//! with the stored message (or the refusal).
+//! handshake's `auth: {token, resume?}` (or an `Authorization: Bearer` header, or the
+//! `token` query parameter), the same session core as `/ws`. An event is encoded
+//! once for every socket.io recipient ([`SocketIoEvent`]); `chat` with an
+//! acknowledgement callback is acknowledged with the stored message (or the refusal).
 
 use std::future::pending;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
-use warp::http::StatusCode;
+use warp::http::{header, StatusCode};
 
 use super::{packet, Frame, Handler, HandlerClose, Handshake, Refusal, Service};
 use crate::chat::view::{ErrorEvent, Event};
 use crate::chat::Chat;
 use crate::error::Error;
 use crate::events::{CloseReason, Encoding};
+use crate::reply::bearer;
 use crate::session::{decode_command, parse_resume, Outgoing, Session};
 use crate::ws::upgrade::origin_allowed;
 
@@ -70,7 +71,9 @@ impl Service for ChatService {
         }
         Ok(ChatSocket {
             chat: Arc::clone(&self.chat),
-            query_token: handshake.query.get("token").cloned(),
+            handshake_token: bearer(handshake.headers.get(header::AUTHORIZATION))
+                .map(str::to_owned)
+                .or_else(|| handshake.query.get("token").cloned()),
             session: None,
         })
     }
@@ -80,8 +83,9 @@ impl Service for ChatService {
 /// [`Session`].
 pub struct ChatSocket {
     chat: Arc<Chat>,
-    /// The `token` query parameter of the handshake, used when `auth` has none.
-    query_token: Option<String>,
+    /// The handshake's `Authorization: Bearer` token (socket.io-client's
+    /// `extraHeaders`), else its `token` query parameter; used when `auth` has none.
+    handshake_token: Option<String>,
     session: Option<Session>,
 }
 
@@ -98,7 +102,7 @@ impl ChatSocket {
         let token = match auth.get("token") {
             Some(Value::String(token)) => Some(token.clone()),
             Some(_) => None,
-            None => self.query_token.clone(),
+            None => self.handshake_token.clone(),
         };
         let caller = self
             .chat

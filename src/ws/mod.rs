@@ -20,7 +20,7 @@ use warp::{Filter, Rejection};
 
 use crate::chat::Chat;
 use crate::error::Error;
-use crate::reply::{api_error_reply, error_reply};
+use crate::reply::{api_error_reply, bearer, error_reply};
 use crate::session::{parse_resume, Session};
 use crate::shutdown::Shutdown;
 
@@ -93,13 +93,7 @@ fn upgrade(
             "the query string is malformed",
         );
     };
-    let token = token.or_else(|| {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::to_owned)
-    });
+    let token = token.or_else(|| bearer(headers.get(header::AUTHORIZATION)).map(str::to_owned));
     let caller = match token.map(|t| gateway.chat.authenticate(t.trim())) {
         Some(Ok(caller)) => caller,
         Some(Err(e)) => return api_error_reply(&e),

@@ -151,6 +151,18 @@ test('the token query parameter works too', async (t) => {
   assert.deepEqual(await once(socket, 'rooms'), []);
 });
 
+test('an Authorization header works too, on both transports (extraHeaders)', async (t) => {
+  const base = await startServer(t);
+  const alice = await register(base, 'alice');
+  for (const transports of [['websocket'], ['polling']]) {
+    const socket = connectSocketIo(t, base, {
+      transports,
+      extraHeaders: { authorization: `Bearer ${alice.token}` },
+    });
+    assert.deepEqual(await once(socket, 'rooms'), []);
+  }
+});
+
 test('without a token the connection is refused with {error, message}', async (t) => {
   const base = await startServer(t);
   for (const auth of [{}, { token: 'not a token' }]) {
