@@ -1,7 +1,7 @@
 // Files in the web client, end to end in headless Chromium: one user uploads an
 // image and a text file from the composer, sends them with a message, and another
 // member sees the image shown (fetched with the files cookie) and the text file as a
-// download link.
+// download link; then a pasted and a dropped screenshot, each sent alone.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,7 +43,7 @@ async function register(name) {
 
 const log = (page) => page.getByRole('log', { name: 'Messages' });
 
-test('files attached in the composer reach the room: images shown, others as links', async () => {
+test('files attached, pasted or dropped reach the room: images shown, others as links', async () => {
   const alice = await register('alice');
   const bob = await register('bob');
   await alice.page.getByRole('button', { name: 'New room' }).click();
@@ -83,6 +83,29 @@ test('files attached in the composer reach the room: images shown, others as lin
     // The name is text, not markup.
     assert.equal(await message.locator('img').count(), 1);
   }
+
+  // A screenshot pasted into the composer, then one dropped on the room, each sent
+  // alone (no text).
+  for (const how of ['paste', 'drop']) {
+    await alice.page.evaluate(({ how, bytes }) => {
+      const file = new File([new Uint8Array(bytes)], `${how}.png`, { type: 'image/png' });
+      const data = new DataTransfer();
+      data.items.add(file);
+      const composer = document.querySelector('textarea[aria-label="Message"]');
+      const event = how === 'paste'
+        ? new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true })
+        : new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true });
+      composer.dispatchEvent(event);
+    }, { how, bytes: [...PNG] });
+    await uploads.getByText(`${how}.png`).waitFor();
+    await uploads.getByText('70 B').waitFor();
+    await composer.press('Enter');
+    await uploads.waitFor({ state: 'hidden' });
+    const image = log(bob.page).getByRole('img', { name: `${how}.png` });
+    await image.waitFor();
+    await bob.page.waitForFunction((img) => img.complete && img.naturalWidth === 1, await image.elementHandle());
+  }
+
   assert.deepEqual(alice.errors, []);
   assert.deepEqual(bob.errors, []);
   await alice.context.close();
