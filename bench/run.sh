@@ -50,6 +50,7 @@ if $quick; then
   history=(--messages 100000 --requests 200)
   persistence_seconds=3
   persistence_messages=100000
+  team=(--users 200,500 --step-seconds 15)
 else
   n100_rates=25000,50000,100000,150000,200000,300000
   n100_primary=50000,100000,200000

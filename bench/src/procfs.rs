@@ -144,3 +144,11 @@ pub fn top_mappings(pid: u32, n: usize) -> Vec<(u64, String)> {
     found.truncate(n);
     found
 }
+
+/// The machine's load averages (1, 5 and 15 minutes) as `/proc/loadavg` gives them,
+/// e.g. `"0.42 0.37 0.30"`: how much else ran beside a measurement.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

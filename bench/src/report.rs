@@ -668,7 +668,7 @@ fn generate(records: &[Value], charts_dir: &Path, note: &str) -> Result<String, 
         .filter(|r| s(r, "scenario") == "team")
         .collect();
     if !team.is_empty() {
-        out.push_str("\n### A team's day: users ramped until the server no longer keeps up\n\n`daehwa-bench team` (see `bench/src/team.rs`): each step adds a block of users with rooms of its own (group rooms of Zipf sizes 2–200, six per user on average; two direct rooms per user); every user keeps one WebSocket and, at exponential intervals, sends a message (mean 60 s; one in five starts a burst of 2–5), reads a history page (300 s), visits another room for 30–90 s (1 800 s) and reconnects with `resume` (600 s). A step passes with p99 < 50 ms and nothing lost, duplicated, out of order or refused.\n\n| users | rooms (direct) | memberships | msgs/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | history p99 ms (reads) | visits | reconnects | server CPU | load-gen CPU | server peak RSS MiB | checks |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        out.push_str("\n### A team's day: users ramped until the server no longer keeps up\n\n`daehwa-bench team` (see `bench/src/team.rs`): each step adds a block of users with rooms of its own (group rooms of Zipf sizes 2–200, six per user on average; two direct rooms per user); every user keeps one WebSocket and, at exponential intervals, sends a message (mean 60 s; one in five starts a burst of 2–5), reads a history page (300 s), visits another room for 30–90 s (1 800 s) and reconnects with `resume` (600 s). A step passes with p99 < 50 ms and nothing lost, duplicated, out of order or refused.\n\n| users | rooms (direct) | memberships | msgs/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | history p99 ms (reads) | visits | reconnects | server CPU | load-gen CPU | server peak RSS MiB | load average before → after | checks |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
         for r in &team {
             let checks = if r["ok"].as_bool() == Some(true) {
                 "pass".to_owned()
@@ -693,7 +693,7 @@ fn generate(records: &[Value], charts_dir: &Path, note: &str) -> Result<String, 
             };
             let _ = writeln!(
                 out,
-                "| {} | {} ({}) | {} | {:.0} | {} | {} | {} | {} | {} | {} ({}) | {} | {} | {:.0}% | {:.0}% | {:.0} | {} |",
+                "| {} | {} ({}) | {} | {:.0} | {} | {} | {} | {} | {} | {} ({}) | {} | {} | {:.0}% | {:.0}% | {:.0} | {} | {} |",
                 r["users"],
                 r["rooms"],
                 r["direct_rooms"],
@@ -711,6 +711,10 @@ fn generate(records: &[Value], charts_dir: &Path, note: &str) -> Result<String, 
                 100.0 * f(r, "server_cpu_share"),
                 100.0 * f(r, "loadgen_cpu_share"),
                 f(r, "server_rss_peak_mib"),
+                match (r["loadavg_before"].as_str(), r["loadavg_after"].as_str()) {
+                    (Some(before), Some(after)) => format!("{before} → {after}"),
+                    _ => r["load_average"].as_str().unwrap_or("–").to_owned(),
+                },
                 checks
             );
         }

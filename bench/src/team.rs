@@ -712,6 +712,7 @@ async fn step(team: &Rc<Team>, options: &TeamOptions, server: &Server, rng: &mut
     }
     let at = |ns: u64| wire::clock_base() + Duration::from_nanos(ns);
     tokio::time::sleep_until(at(start).into()).await;
+    let load_before = procfs::loadavg();
     let cpu_before = procfs::sample(server.pid)
         .map(|s| s.cpu)
         .unwrap_or_default();
@@ -890,6 +891,8 @@ async fn step(team: &Rc<Team>, options: &TeamOptions, server: &Server, rng: &mut
         "server_cpu_share": cpu.as_secs_f64() / (window_s + drain_started.elapsed().as_secs_f64()),
         "loadgen_cpu_share": self_cpu.as_secs_f64() / (window_s + drain_started.elapsed().as_secs_f64()),
         "server_rss_peak_mib": peak.mib(server.pid),
+        "loadavg_before": load_before,
+        "loadavg_after": procfs::loadavg(),
         "ok": ok,
     })
 }
