@@ -115,7 +115,10 @@ done
 # that passes is README's "one 2-core machine serves N active users". Set-up runs
 # unpinned; each step pins the server to core 1 (the load generator stays on core 0).
 echo "== a team's day"
-"${bench[@]}" team "${common[@]}" "${team[@]}"
+# A set-up error (say, too few open files for the sockets) ends the ramp, not the run:
+# the steps measured so far are in the results, and the report below still runs.
+"${bench[@]}" team "${common[@]}" "${team[@]}" \
+  || echo "== the team ramp stopped on an error; the steps before it are in $results"
 
 elapsed=$(( $(date +%s) - started ))
 loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)
