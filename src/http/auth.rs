@@ -9,9 +9,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{body, caller, client_ip, json_reply, no_content, parse_json, with_chat, BodyLimits};
+use super::{
+    body, caller, client_ip, json_reply, no_content, parse_json, parse_limit, with_chat, BodyLimits,
+};
 use crate::chat::{Caller, Chat};
-use crate::error::Error;
 use crate::proxy::TrustedProxies;
 
 #[derive(Deserialize)]
@@ -101,18 +102,10 @@ pub(super) fn directory(
         .and(warp::get())
         .and(with_chat(chat.clone()))
         .and(caller(chat))
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::query::<DirectoryQuery>())
         .and_then(
-            |chat: Arc<Chat>, _caller: Caller, query: String| async move {
-                let query: DirectoryQuery = serde_urlencoded::from_str(&query).map_err(|_| {
-                    Error::bad_request("invalid_query", "the query string is malformed")
-                })?;
-                let limit = match query.limit.as_deref() {
-                    None => None,
-                    Some(text) => Some(text.parse::<usize>().map_err(|_| {
-                        Error::bad_request("invalid_limit", "limit must be a positive integer")
-                    })?),
-                };
+            |chat: Arc<Chat>, _caller: Caller, query: DirectoryQuery| async move {
+                let limit = parse_limit(query.limit.as_deref())?;
                 let users = chat.find_users(query.q.as_deref().unwrap_or(""), limit)?;
                 Ok::<_, Rejection>(json_reply(StatusCode::OK, &users))
             },

@@ -9,7 +9,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{body, caller, json_reply, no_content, parse_id, parse_json, with_chat, BodyLimits};
+use super::{
+    body, caller, json_reply, no_content, parse_id, parse_json, parse_limit, with_chat, BodyLimits,
+};
 use crate::chat::{Caller, Chat};
 use crate::error::Error;
 use crate::model::{MsgId, RoomId};
@@ -129,18 +131,10 @@ pub(super) fn mentions(
         .and(warp::get())
         .and(with_chat(chat.clone()))
         .and(caller(chat))
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::query::<MentionsQuery>())
         .and_then(
-            |chat: Arc<Chat>, caller: Caller, query: String| async move {
-                let query: MentionsQuery = serde_urlencoded::from_str(&query).map_err(|_| {
-                    Error::bad_request("invalid_query", "the query string is malformed")
-                })?;
-                let limit = match query.limit.as_deref() {
-                    None => None,
-                    Some(text) => Some(text.parse::<usize>().map_err(|_| {
-                        Error::bad_request("invalid_limit", "limit must be a positive integer")
-                    })?),
-                };
+            |chat: Arc<Chat>, caller: Caller, query: MentionsQuery| async move {
+                let limit = parse_limit(query.limit.as_deref())?;
                 let page = chat.mentions_of(caller, query.before.as_deref(), limit)?;
                 Ok::<_, Rejection>(json_reply(StatusCode::OK, &page))
             },

@@ -232,6 +232,15 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
         .map_err(|e| Error::bad_request("invalid_json", format!("invalid JSON body: {e}")))
 }
 
+/// Parses the `limit` query parameter of a listing; `None` when not given.
+fn parse_limit(text: Option<&str>) -> Result<Option<usize>, Error> {
+    text.map(|text| {
+        text.parse::<usize>()
+            .map_err(|_| Error::bad_request("invalid_limit", "limit must be a positive integer"))
+    })
+    .transpose()
+}
+
 /// Parses a positive id (a `RoomId`, a `MsgId`, …) from a path segment.
 fn parse_id<T: std::str::FromStr + Ord + Default>(segment: &str, what: &str) -> Result<T, Error> {
     segment
