@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::moderation::check_not_muted;
+use super::moderation::{check_direct_not_blocked, check_not_muted};
 use super::policy::{self, Action};
 use super::view::MessageView;
 use super::{Caller, Chat, Directory, RoomEntry};
@@ -216,23 +216,11 @@ impl Chat {
         decide: impl FnOnce(&Chat, &Directory, &RoomEntry, &Message) -> Result<Option<Decided>>,
     ) -> Result<Changed> {
         let sync = self.settings.durability == Durability::Sync;
-        if sync && self.store.flush_failing() {
-            return Err(Error::Unavailable {
-                code: "storage_unavailable",
-                message: "changes cannot be stored right now; try again later".into(),
-            });
-        }
+        self.check_storage_accepts("changes")?;
         self.take_message_token(caller)?;
         let directory = self.directory();
         let room = directory.joined(room_id, caller.user_id)?;
-        if room.record.direct.is_some()
-            && room
-                .members
-                .keys()
-                .any(|&other| directory.blocks(other, caller.user_id))
-        {
-            return Err(Error::forbidden("blocked", "this user has blocked you"));
-        }
+        check_direct_not_blocked(&directory, room, caller.user_id)?;
         let mut sequence = room.sequence();
         let not_found = || Error::MessageNotFound;
         if msg_id == MsgId::ZERO || msg_id > sequence.last {

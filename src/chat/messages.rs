@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
-use super::moderation::check_not_muted;
+use super::moderation::{check_direct_not_blocked, check_not_muted};
 use super::view::{DeleteEvent, EditEvent, Event, MessageView, ReactionEvent};
 use super::{lock_sequence, Caller, Chat, Directory, RoomEntry, Sequence};
 use crate::config::Durability;
@@ -95,6 +95,18 @@ impl Chat {
         self.pending_client_ids
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// In `sync` durability, refuses new writes while the disk fails: the caller
+    /// would wait for a store that cannot come (`buffered` keeps them in memory).
+    pub(super) fn check_storage_accepts(&self, what: &str) -> Result<()> {
+        if self.settings.durability == Durability::Sync && self.store.flush_failing() {
+            return Err(Error::Unavailable {
+                code: "storage_unavailable",
+                message: format!("{what} cannot be stored right now; try again later"),
+            });
+        }
+        Ok(())
     }
 
     /// Takes a token of the caller's message rate (messages, edits, reactions and
@@ -243,26 +255,14 @@ impl Chat {
         }
         let attachments = self.attachments_for(room_id, caller.user_id, &attachments)?;
         let sync = self.settings.durability == Durability::Sync;
-        if sync && self.store.flush_failing() {
-            return Err(Error::Unavailable {
-                code: "storage_unavailable",
-                message: "messages cannot be stored right now; try again later".into(),
-            });
-        }
+        self.check_storage_accepts("messages")?;
         self.take_message_token(caller)?;
         let sender_name = self.username(caller.user_id);
 
         let directory = self.directory();
         let room = directory.joined(room_id, caller.user_id)?;
         check_not_muted(room, caller.user_id)?;
-        if room.record.direct.is_some()
-            && room
-                .members
-                .keys()
-                .any(|&other| directory.blocks(other, caller.user_id))
-        {
-            return Err(Error::forbidden("blocked", "this user has blocked you"));
-        }
+        check_direct_not_blocked(&directory, room, caller.user_id)?;
         let mut sequence = room.sequence();
         // Held from the lookup to the insert, so that two resends racing in
         // different rooms cannot both store the message.

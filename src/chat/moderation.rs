@@ -669,6 +669,24 @@ fn members_and(entry: &RoomEntry, user: UserId) -> Vec<UserId> {
     audience
 }
 
+/// The refusal of a message or change in a direct room whose other member blocks
+/// the caller. (In a group room it goes through; the blocker just does not see it.)
+pub(super) fn check_direct_not_blocked(
+    directory: &Directory,
+    entry: &RoomEntry,
+    user: UserId,
+) -> Result<()> {
+    let blocked = entry.record.direct.is_some()
+        && entry
+            .members
+            .keys()
+            .any(|&other| directory.blocks(other, user));
+    if blocked {
+        return Err(Error::forbidden("blocked", "this user has blocked you"));
+    }
+    Ok(())
+}
+
 /// The refusal of a member whose mute is in force.
 pub(super) fn check_not_muted(entry: &RoomEntry, user: UserId) -> Result<()> {
     match entry.mute_of(user, now_millis()) {
