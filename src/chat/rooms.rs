@@ -292,6 +292,7 @@ impl Chat {
         }
         directory.next_room_id = id.next();
         let view = self.room_view(id, &entry);
+        self.reserve_first_block(id, &entry);
         directory.rooms.insert(id, entry);
         Ok((id, view))
     }
