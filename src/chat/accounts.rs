@@ -111,7 +111,7 @@ impl Chat {
                         "too_many_registrations",
                         format!(
                             "too many registrations from your address: at most {} per hour",
-                            self.settings.registrations_per_hour
+                            self.settings.limits.registrations_per_hour
                         ),
                         refusal,
                     )
@@ -185,8 +185,8 @@ impl Chat {
                 "too_many_attempts",
                 format!(
                     "too many login attempts: at most {} per minute for a name, {} per minute from an address",
-                    self.settings.login_attempts_per_minute,
-                    self.settings.address_login_attempts_per_minute
+                    self.settings.limits.login_attempts_per_minute,
+                    self.settings.limits.address_login_attempts_per_minute
                 ),
                 refusal,
             )
@@ -269,7 +269,7 @@ impl Chat {
     /// Opens a connection of `caller` on the bus, unless the user already has as
     /// many as allowed (`limits.connections_per_user`): checked and counted at once.
     pub fn connect(&self, caller: Caller) -> Result<Subscription<Event>> {
-        let max = self.settings.connections_per_user;
+        let max = self.settings.limits.connections_per_user;
         self.bus
             .subscribe_within(caller.user_id, caller.token_hash, max)
             .map_err(|TooManyConnections| Error::RateLimited {

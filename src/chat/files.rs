@@ -166,7 +166,7 @@ impl Chat {
             let room = directory.joined(room_id, caller.user_id)?;
             check_not_muted(room, caller.user_id)?;
         }
-        let max_bytes = self.settings.max_file_bytes;
+        let max_bytes = self.settings.limits.max_file_bytes;
         if declared_size.is_some_and(|size| size > max_bytes) {
             return Err(too_large(max_bytes));
         }
@@ -177,7 +177,10 @@ impl Chat {
             .map_err(|refusal| {
                 rate_limited(
                     "rate_limited",
-                    format!("at most {} uploads an hour", self.settings.uploads_per_hour),
+                    format!(
+                        "at most {} uploads an hour",
+                        self.settings.limits.uploads_per_hour
+                    ),
                     refusal,
                 )
             })?;

@@ -121,7 +121,7 @@ impl Chat {
                     code: "rate_limited",
                     message: format!(
                         "too many messages: at most {} per second; retry in {} ms",
-                        self.settings.messages_per_second,
+                        self.settings.limits.messages_per_second,
                         wait.as_millis()
                     ),
                     retry_after_ms: wait.as_millis() as u64,
@@ -136,7 +136,7 @@ impl Chat {
                 "content must not be empty",
             ));
         }
-        let max = self.settings.max_message_bytes;
+        let max = self.settings.limits.max_message_bytes;
         if content.len() > max {
             return Err(Error::TooLarge {
                 code: "message_too_large",
@@ -521,7 +521,7 @@ impl Chat {
         before: Before,
         count: u32,
     ) -> Result<Vec<MessageView>> {
-        let max = self.settings.history_page_max;
+        let max = self.settings.limits.history_page_max;
         if count == 0 || count > max {
             return Err(Error::bad_request(
                 "invalid_count",
@@ -543,7 +543,7 @@ impl Chat {
         };
         let store = self.store.clone();
         let include_buffer = self.include_buffer();
-        let scan_pages = self.settings.history_scan_pages as usize;
+        let scan_pages = self.settings.limits.history_scan_pages as usize;
         let page = tokio::task::spawn_blocking(move || {
             history_page(
                 &store,
@@ -591,7 +591,7 @@ impl Chat {
                 upto: from,
             });
         }
-        let max = (max as u64).min(u64::from(self.settings.replay_max));
+        let max = (max as u64).min(u64::from(self.settings.limits.replay_max));
         if missed > max {
             return Ok(Replay::TooFar { newest, last_seq });
         }

@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::config::{Config, Durability};
+use crate::config::{Config, Durability, LimitsConfig};
 use crate::error::{Error, Result};
 use crate::events::Bus;
 use crate::metrics::Metrics;
@@ -46,53 +46,19 @@ pub use rooms::NewRoom;
 pub struct Settings {
     pub open_registration: bool,
     pub durability: Durability,
-    pub max_message_bytes: usize,
-    pub history_page_max: u32,
-    pub replay_max: u32,
-    pub replay_total_max: u32,
-    pub messages_per_second: f64,
-    pub message_burst: u32,
-    pub connections_per_user: usize,
-    pub login_attempts_per_minute: u32,
-    pub address_login_attempts_per_minute: u32,
-    pub registrations_per_hour: u32,
-    pub room_password_attempts_per_minute: u32,
-    pub rooms_per_hour: u32,
-    pub rate_limit_keys: usize,
-    pub concurrent_login_hashes: usize,
-    pub concurrent_other_hashes: usize,
-    pub history_scan_pages: u32,
     /// How long after a user's last session closes they are announced offline.
     pub presence_grace: std::time::Duration,
-    pub max_file_bytes: u64,
-    pub uploads_per_hour: u32,
+    /// `[limits]` as configured.
+    pub limits: LimitsConfig,
 }
 
 impl Settings {
     pub fn from_config(config: &Config) -> Self {
-        let limits = &config.limits;
         Self {
             open_registration: config.auth.open_registration,
             presence_grace: config.server.presence_grace,
             durability: config.storage.durability,
-            max_message_bytes: limits.max_message_bytes,
-            history_page_max: limits.history_page_max,
-            replay_max: limits.replay_max,
-            replay_total_max: limits.replay_total_max,
-            messages_per_second: limits.messages_per_second,
-            message_burst: limits.message_burst,
-            connections_per_user: limits.connections_per_user,
-            login_attempts_per_minute: limits.login_attempts_per_minute,
-            address_login_attempts_per_minute: limits.address_login_attempts_per_minute,
-            registrations_per_hour: limits.registrations_per_hour,
-            room_password_attempts_per_minute: limits.room_password_attempts_per_minute,
-            rooms_per_hour: limits.rooms_per_hour,
-            rate_limit_keys: limits.rate_limit_keys,
-            concurrent_login_hashes: limits.concurrent_login_hashes,
-            concurrent_other_hashes: limits.concurrent_other_hashes,
-            history_scan_pages: limits.history_scan_pages,
-            max_file_bytes: limits.max_file_bytes,
-            uploads_per_hour: limits.uploads_per_hour,
+            limits: config.limits.clone(),
         }
     }
 }
@@ -147,34 +113,42 @@ struct Limits {
 
 impl Limits {
     fn new(settings: &Settings) -> Self {
-        let keys = settings.rate_limit_keys;
+        let keys = settings.limits.rate_limit_keys;
         let minute = std::time::Duration::from_secs(60);
         let hour = std::time::Duration::from_secs(3600);
         Self {
             messages: KeyedLimit::with_period(
-                std::time::Duration::from_secs_f64(1.0 / settings.messages_per_second),
-                settings.message_burst,
+                std::time::Duration::from_secs_f64(1.0 / settings.limits.messages_per_second),
+                settings.limits.message_burst,
                 keys,
             ),
-            login_by_name: KeyedLimit::per_window(settings.login_attempts_per_minute, minute, keys),
-            login_by_addr: KeyedLimit::per_window(
-                settings.address_login_attempts_per_minute,
+            login_by_name: KeyedLimit::per_window(
+                settings.limits.login_attempts_per_minute,
                 minute,
                 keys,
             ),
-            registrations: KeyedLimit::per_window(settings.registrations_per_hour, hour, keys),
+            login_by_addr: KeyedLimit::per_window(
+                settings.limits.address_login_attempts_per_minute,
+                minute,
+                keys,
+            ),
+            registrations: KeyedLimit::per_window(
+                settings.limits.registrations_per_hour,
+                hour,
+                keys,
+            ),
             room_password_by_user: KeyedLimit::per_window(
-                settings.room_password_attempts_per_minute,
+                settings.limits.room_password_attempts_per_minute,
                 minute,
                 keys,
             ),
             room_password_by_room: KeyedLimit::per_window(
-                settings.room_password_attempts_per_minute,
+                settings.limits.room_password_attempts_per_minute,
                 minute,
                 keys,
             ),
-            room_creations: KeyedLimit::per_window(settings.rooms_per_hour, hour, keys),
-            uploads: KeyedLimit::per_window(settings.uploads_per_hour, hour, keys),
+            room_creations: KeyedLimit::per_window(settings.limits.rooms_per_hour, hour, keys),
+            uploads: KeyedLimit::per_window(settings.limits.uploads_per_hour, hour, keys),
         }
     }
 
@@ -505,8 +479,8 @@ impl Chat {
             read_saving: tokio::sync::Mutex::new(()),
             limits: Limits::new(&settings),
             hashing: password::Hashing::new(
-                settings.concurrent_login_hashes,
-                settings.concurrent_other_hashes,
+                settings.limits.concurrent_login_hashes,
+                settings.limits.concurrent_other_hashes,
             ),
             presence: Mutex::new(presence::Presence::default()),
             typing_times: Mutex::new(presence::TypingTimes::new()),

@@ -55,7 +55,7 @@ fn too_many_rooms(chat: &Chat, refusal: super::Refusal) -> Error {
         "too_many_rooms",
         format!(
             "too many new rooms: at most {} per hour",
-            chat.settings.rooms_per_hour
+            chat.settings.limits.rooms_per_hour
         ),
         refusal,
     )
@@ -367,7 +367,7 @@ impl Chat {
                     "too_many_attempts",
                     format!(
                         "too many room password tries: at most {} per minute",
-                        self.settings.room_password_attempts_per_minute
+                        self.settings.limits.room_password_attempts_per_minute
                     ),
                     refusal,
                 )

@@ -105,7 +105,7 @@ impl Session {
     ) -> Self {
         let mut outbox = VecDeque::new();
         outbox.push_back(event(Event::Rooms(chat.my_rooms(caller.user_id))));
-        let replay_budget = chat.settings().replay_total_max as usize;
+        let replay_budget = chat.settings().limits.replay_total_max as usize;
         tracing::debug!(user_id = %caller.user_id, "session opened");
         let control = Arc::clone(&subscription.control);
         chat.session_opened(caller.user_id);
