@@ -186,6 +186,10 @@ pub struct LimitsConfig {
     pub max_file_bytes: u64,
     /// Uploads per user and hour.
     pub uploads_per_hour: u32,
+    /// Results per page of `GET /api/search`, at most.
+    pub search_page_max: usize,
+    /// Changes of each room's log that a search reads beyond what the index holds.
+    pub search_tail_changes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -213,6 +217,8 @@ impl Default for LimitsConfig {
             history_scan_pages: 10,
             max_file_bytes: 25 * 1024 * 1024,
             uploads_per_hour: 120,
+            search_page_max: 50,
+            search_tail_changes: 1000,
         }
     }
 }
@@ -408,6 +414,9 @@ impl Config {
         }
         if self.limits.uploads_per_hour == 0 {
             return invalid("limits.uploads_per_hour", "must be at least 1");
+        }
+        if self.limits.search_page_max == 0 {
+            return invalid("limits.search_page_max", "must be at least 1");
         }
         if self.server.upload_timeout.is_zero() {
             return invalid("server.upload_timeout", "must be above 0");

@@ -42,6 +42,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod indexer;
 pub mod jobs;
 pub mod metrics;
 pub mod model;

@@ -13,6 +13,7 @@ use warp::Filter;
 use crate::accept::{self, ConnectionLimits, Handler};
 use crate::chat::Chat;
 use crate::config::Config;
+use crate::indexer::SearchIndex;
 use crate::jobs::Jobs;
 use crate::shutdown::ShutdownControl;
 use crate::socketio::chat::ChatService;
@@ -33,6 +34,8 @@ const SOCKETIO_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_
 pub enum ServerError {
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot open the search index: {0}")]
+    Search(#[from] crate::indexer::IndexError),
     #[error("cannot start the scheduler: {0}")]
     Jobs(#[from] JobSchedulerError),
     #[error("the final flush failed, {buffered} changes were not stored: {source}")]
@@ -60,6 +63,13 @@ pub async fn run(
     ready: impl FnOnce(),
 ) -> Result<(), ServerError> {
     let (store, chat) = Chat::load(&config)?;
+    // The search index, fed by each flush once its changes are on disk.
+    let search_index = SearchIndex::start(store.clone(), &config.storage.path)?;
+    {
+        let search_index = Arc::clone(&search_index);
+        store.on_flush(Box::new(move |changes| search_index.feed(changes)));
+    }
+    chat.set_search_index(Arc::clone(&search_index));
     let jobs = Jobs::start(
         Arc::clone(&chat),
         config.storage.flush_interval,
@@ -120,7 +130,16 @@ pub async fn run(
         tracing::warn!("some sessions did not close in time; flushing anyway");
     }
     jobs.stop().await;
-    final_flush(&chat, &store).await?;
+    let flushed = final_flush(&chat, &store).await;
+    // What the index holds is committed (what it lacks is indexed from the log at
+    // the next start).
+    if tokio::task::spawn_blocking(move || search_index.stop())
+        .await
+        .is_err()
+    {
+        tracing::error!("stopping the search indexer failed");
+    }
+    flushed?;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -19,6 +19,7 @@ mod policy;
 mod presence;
 mod reading;
 mod rooms;
+pub mod search;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -93,6 +94,8 @@ pub struct Chat {
     presence: Mutex<presence::Presence>,
     /// When each member last typed in each room, for the typing throttle.
     typing_times: Mutex<presence::TypingTimes>,
+    /// The search index, set by the server once it runs.
+    search_index: std::sync::OnceLock<Arc<crate::indexer::SearchIndex>>,
 }
 
 /// The rate limits of the domain. Keys that a client chooses (an address, a name)
@@ -484,6 +487,7 @@ impl Chat {
             ),
             presence: Mutex::new(presence::Presence::default()),
             typing_times: Mutex::new(presence::TypingTimes::new()),
+            search_index: std::sync::OnceLock::new(),
             settings,
         })
     }

@@ -11,6 +11,7 @@ pub mod openapi;
 mod ops;
 mod rooms;
 pub mod routes;
+mod search;
 pub mod web;
 
 pub use routes::app;
@@ -32,7 +33,7 @@ use crate::chat::{Caller, Chat};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::proxy::{PeerAddr, TrustedProxies};
-use crate::reply::{api_error_reply, bearer, error_reply};
+use crate::reply::{api_error_reply, error_reply};
 
 /// A domain error on its way through warp's rejection machinery.
 #[derive(Debug)]
@@ -123,8 +124,13 @@ fn raw_header(
 /// The token of `Authorization: Bearer <token>`, if the header says so (one that
 /// is not text is no token).
 fn bearer_token() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
-    raw_header("authorization")
-        .map(|header: Option<HeaderValue>| bearer(header.as_ref()).map(str::to_owned))
+    raw_header("authorization").map(|header: Option<HeaderValue>| {
+        header
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|token| token.trim().to_owned())
+    })
 }
 
 /// The caller, from `Authorization: Bearer <token>`; 401 otherwise (a header that
@@ -133,8 +139,12 @@ fn caller(chat: Arc<Chat>) -> impl Filter<Extract = (Caller,), Error = Rejection
     raw_header("authorization").and_then(move |header: Option<HeaderValue>| {
         let chat = chat.clone();
         async move {
-            let token = bearer(header.as_ref()).ok_or(Error::Unauthorized)?;
-            Ok::<_, Rejection>(chat.authenticate(token)?)
+            let token = header
+                .as_ref()
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .ok_or(Error::Unauthorized)?;
+            Ok::<_, Rejection>(chat.authenticate(token.trim())?)
         }
     })
 }

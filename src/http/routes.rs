@@ -20,7 +20,9 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{admin, auth, files, messages, moderation, openapi, ops, rooms, web, BodyLimits};
+use super::{
+    admin, auth, files, messages, moderation, openapi, ops, rooms, search, web, BodyLimits,
+};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::proxy::TrustedProxies;
@@ -102,6 +104,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: Method::DELETE, path: "/api/chatrooms/{roomId}/invite", build: |d| moderation::decline_invite(d.chat()).boxed() },
     Endpoint { method: Method::PATCH, path: "/api/chatrooms/{roomId}", build: |d| moderation::settings(d.chat(), d.body_limit).boxed() },
     Endpoint { method: Method::GET, path: "/api/chatrooms/{roomId}/members", build: |d| moderation::members(d.chat()).boxed() },
+    // Search.
+    Endpoint { method: Method::GET, path: "/api/search", build: |d| search::search(d.chat()).boxed() },
     // Files.
     Endpoint { method: Method::POST, path: "/api/chatrooms/{roomId}/files", build: |d| files::upload(d.chat(), d.upload_timeouts).boxed() },
     Endpoint { method: Method::GET, path: "/api/files/{fileId}", build: |d| files::download(d.chat()).boxed() },

@@ -125,7 +125,12 @@ struct Inner {
     files: files::Files,
     /// Whether the previous run ended with a graceful shutdown.
     clean_start: bool,
+    /// Told of each flush's changes once they are on disk (the search indexer).
+    on_flush: std::sync::OnceLock<FlushListener>,
 }
+
+/// What is told of each flush's changes once they are on disk; it must not wait.
+pub type FlushListener = Box<dyn Fn(Vec<Arc<Change>>) + Send + Sync>;
 
 fn key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
@@ -503,6 +508,7 @@ impl Store {
             userid_userid_block: db.open_tree("userid_userid_block")?,
             meta,
             clean_start,
+            on_flush: std::sync::OnceLock::new(),
             userid_user: db.open_tree("userid_user")?,
             username_userid: db.open_tree("username_userid")?,
             tokenhash_token: db.open_tree("tokenhash_token")?,
@@ -1105,7 +1111,18 @@ impl Store {
             writes.apply(&self.inner)?;
         }
         self.inner.db.flush()?;
+        if let Some(listener) = self.inner.on_flush.get() {
+            listener(changes.into_iter().cloned().collect());
+        }
         Ok(())
+    }
+
+    /// Sets what is told of each flush's changes once they are on disk (once; the
+    /// server's search indexer).
+    pub fn on_flush(&self, listener: FlushListener) {
+        if self.inner.on_flush.set(listener).is_err() {
+            tracing::warn!("a second flush listener was ignored");
+        }
     }
 
     /// Where the message a user sent under `client_msg_id` was stored, if it was.

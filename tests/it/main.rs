@@ -19,4 +19,5 @@ mod ops;
 mod reading;
 mod restart;
 mod rooms;
+mod search;
 mod web;
