@@ -7,6 +7,7 @@
 #
 #   bench/run.sh            the published sizes
 #   bench/run.sh --quick    small sizes, to try the script (about 4 minutes)
+#   bench/run.sh --no-team  everything but the team's-day ramp (with either of the above)
 #
 # The team's-day ramp (the capacity figure of README) runs last; it alone takes about
 # 20 minutes at the published sizes (registering 15 000 users hashes 15 000 passwords).
@@ -21,7 +22,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=false
-[[ "${1:-}" == "--quick" ]] && quick=true
+with_team=true
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=true ;;
+    --no-team) with_team=false ;;
+    *) echo "usage: bench/run.sh [--quick] [--no-team]" >&2; exit 2 ;;
+  esac
+done
 
 # The team's day holds one socket per user in the load generator and in the server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -114,11 +122,13 @@ done
 # A team's day, ramped until p99 reaches 50 ms or anything is lost: the largest step
 # that passes is README's "one 2-core machine serves N active users". Set-up runs
 # unpinned; each step pins the server to core 1 (the load generator stays on core 0).
-echo "== a team's day"
-# A set-up error (say, too few open files for the sockets) ends the ramp, not the run:
-# the steps measured so far are in the results, and the report below still runs.
-"${bench[@]}" team "${common[@]}" "${team[@]}" \
-  || echo "== the team ramp stopped on an error; the steps before it are in $results"
+if $with_team; then
+  echo "== a team's day"
+  # A set-up error (say, too few open files for the sockets) ends the ramp, not the
+  # run: the steps measured so far are in the results, and the report still runs.
+  "${bench[@]}" team "${common[@]}" "${team[@]}" \
+    || echo "== the team ramp stopped on an error; the steps before it are in $results"
+fi
 
 elapsed=$(( $(date +%s) - started ))
 loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)
