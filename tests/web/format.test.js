@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GROUP_GAP_MS, dayLabel, isHttpUrl, isInlineImage, layout, linkify, roomTitle, sizeLabel } from '../../web/js/format.js';
+import { GROUP_GAP_MS, dayLabel, isHttpUrl, highlight, isInlineImage, layout, linkify, roomTitle, sizeLabel } from '../../web/js/format.js';
 
 test('only http and https URLs become links', () => {
   assert.deepEqual(linkify('see https://example.com/a?b=1 now'), [
@@ -72,4 +72,17 @@ test('file sizes read as people say them; only the images the server shows inlin
   assert.ok(isInlineImage('image/png'));
   assert.ok(!isInlineImage('image/svg+xml'));
   assert.ok(!isInlineImage('text/html'));
+});
+
+test('search matches are cut out for highlighting, case-insensitively, and only where the text maps back', () => {
+  assert.deepEqual(highlight('Deploy the API; 학교에 갔다', ['api', '학교']), [
+    { text: 'Deploy the ', match: false },
+    { text: 'API', match: true },
+    { text: '; ', match: false },
+    { text: '학교', match: true },
+    { text: '에 갔다', match: false },
+  ]);
+  assert.deepEqual(highlight('nothing here', ['api']), [{ text: 'nothing here', match: false }]);
+  assert.deepEqual(highlight('İstanbul', ['i']), [{ text: 'İstanbul', match: false }]);
+  assert.deepEqual(highlight('aaa', ['a', '']), [{ text: 'aaa', match: true }]);
 });

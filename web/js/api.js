@@ -78,6 +78,8 @@ export class Api {
     return add ? this.put(path) : this.delete(path);
   }
   members(room) { return this.get(`/api/chatrooms/${room}/members`); }
+  /** → {results: [Message], nextBefore, terms}: the caller's rooms' messages that match `q`, newest first. */
+  search(q, limit = 20) { return this.get(`/api/search?q=${encodeURIComponent(q)}&limit=${limit}`); }
   updateRoom(room, changes) { return this.patch(`/api/chatrooms/${room}`, changes); }
 
   // Files

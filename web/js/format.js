@@ -152,3 +152,25 @@ const INLINE_IMAGES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/we
 export function isInlineImage(contentType) {
   return INLINE_IMAGES.has(contentType);
 }
+
+/** `text` cut into pieces, each `{text, match}`, where `match` marks an occurrence of
+ * one of `terms` (as the server gives them: lower case), compared in lower case.
+ * Text whose lower case changes its length is left whole (no offsets to map back). */
+export function highlight(text, terms) {
+  const lower = text.toLowerCase();
+  const wanted = terms.filter((t) => t.length > 0);
+  if (lower.length !== text.length || wanted.length === 0) return [{ text, match: false }];
+  const marked = new Array(text.length).fill(false);
+  for (const term of wanted) {
+    for (let at = lower.indexOf(term); at >= 0; at = lower.indexOf(term, at + term.length)) {
+      marked.fill(true, at, at + term.length);
+    }
+  }
+  const pieces = [];
+  for (let i = 0; i < text.length; i++) {
+    const last = pieces[pieces.length - 1];
+    if (last && last.match === marked[i]) last.text += text[i];
+    else pieces.push({ text: text[i], match: marked[i] });
+  }
+  return pieces;
+}

@@ -3,7 +3,7 @@
 // that create, browse and open rooms, and the signed-in user.
 
 import { html, refs, icon, replaceChildren } from '../dom.js';
-import { hue, initial, shortWhen } from '../format.js';
+import { highlight, hue, initial, shortWhen } from '../format.js';
 import { sortRooms, unreadOf } from '../state.js';
 import * as notify from '../notify.js';
 import { browseDialog, directDialog, newRoomDialog } from './dialogs.js';
@@ -32,6 +32,14 @@ export function sidebarView(app, signal) {
         <button type="button" class="icon-button" data-ref="browse" aria-label="Browse rooms" title="Browse rooms">${icon('compass')}</button>
         <button type="button" class="icon-button" data-ref="dm" aria-label="New direct message" title="New direct message">${icon('chat')}</button>
       </div>
+      <form class="search-form" role="search" data-ref="searchForm">
+        <span class="search-icon">${icon('search')}</span>
+        <input type="search" data-ref="search" aria-label="Search messages" placeholder="Search messages  /" autocomplete="off" maxlength="200">
+      </form>
+      <section class="search-results" data-ref="results" aria-label="Search results" hidden>
+        <p class="search-status" role="status" data-ref="resultsStatus"></p>
+        <ul class="search-list" data-ref="resultsList"></ul>
+      </section>
       <nav aria-label="Rooms" class="room-nav">
         <h2 class="section-title" id="channels-title">Rooms</h2>
         <ul class="room-list" data-ref="channels" aria-labelledby="channels-title"></ul>
@@ -57,6 +65,73 @@ export function sidebarView(app, signal) {
     await notify.ask();
     renderNotify();
   });
+
+  // Search: `/` focuses the box; Enter searches; Escape clears.
+  let searchRun = 0;
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
+    const target = e.target;
+    if (target instanceof HTMLElement && (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName))) return;
+    e.preventDefault();
+    r.search.focus();
+  }, { signal });
+  r.searchForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    runSearch(r.search.value.trim());
+  });
+  r.search.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      r.search.value = '';
+      runSearch('');
+    }
+  });
+  r.search.addEventListener('search', () => { if (!r.search.value) runSearch(''); });
+
+  async function runSearch(q) {
+    const run = ++searchRun;
+    if (!q) {
+      r.results.hidden = true;
+      replaceChildren(r.resultsList);
+      return;
+    }
+    r.results.hidden = false;
+    r.resultsStatus.textContent = 'Searching…';
+    replaceChildren(r.resultsList);
+    let page;
+    try {
+      page = await app.api.search(q);
+    } catch (e) {
+      if (run === searchRun) r.resultsStatus.textContent = e.message;
+      return;
+    }
+    if (run !== searchRun) return;
+    const count = page.results.length;
+    r.resultsStatus.textContent = count === 0 ? 'No messages found.' : `${count}${page.nextBefore ? '+' : ''} ${count === 1 ? 'message' : 'messages'} found`;
+    replaceChildren(r.resultsList, page.results.map((m) => result(m, page.terms)));
+  }
+
+  function result(message, terms) {
+    const room = app.state.rooms.get(message.chatSeq);
+    const roomTitle = room ? app.title(room) : `#${message.chatSeq}`;
+    const text = html`<span class="search-text"></span>`;
+    for (const piece of highlight(message.content ?? '', terms)) {
+      if (piece.match) {
+        const mark = document.createElement('mark');
+        mark.textContent = piece.text;
+        text.append(mark);
+      } else {
+        text.append(document.createTextNode(piece.text));
+      }
+    }
+    const li = html`
+      <li><button type="button" class="search-result">
+        <span class="search-meta"><span class="search-room">${roomTitle}</span> · <span class="search-sender">${message.senderName}</span>
+        <time datetime="${message.createdAt}">${shortWhen(new Date(message.createdAt))}</time></span>
+      </button></li>`;
+    li.firstElementChild.append(text);
+    li.firstElementChild.addEventListener('click', () => app.openRoom(message.chatSeq));
+    return li;
+  }
 
   function renderNotify() {
     r.notify.hidden = !notify.supported() || notify.permission() !== 'default';

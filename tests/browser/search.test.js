@@ -1,0 +1,92 @@
+// Search in the web client, end to end in headless Chromium against the real
+// daehwa binary: `/` focuses the box, results show the room, the sender and the
+// match highlighted (as text), and choosing one opens its room.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Server, launch } from './lib.js';
+
+const PATIENCE = 10000;
+
+let server;
+let browser;
+
+before(async () => {
+  server = await Server.start();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function register(name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(PATIENCE);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(server.url);
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill(`${name} password`);
+  await page.getByRole('button', { name: 'Register' }).click();
+  await page.getByRole('navigation', { name: 'Rooms' }).waitFor();
+  return { context, page, errors };
+}
+
+const log = (page) => page.getByRole('log', { name: 'Messages' });
+const composer = (page) => page.getByRole('textbox', { name: 'Message' });
+
+async function createRoom(page, name) {
+  await page.getByRole('button', { name: 'New room' }).click();
+  await page.getByLabel('Room name').fill(name);
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('heading', { name: `# ${name}` }).waitFor();
+}
+
+async function say(page, text) {
+  await composer(page).fill(text);
+  await composer(page).press('Enter');
+  await log(page).locator('.msg-text', { hasText: text }).waitFor();
+}
+
+test('slash focuses search; a Korean word inside a message is found, highlighted, and opens its room', async () => {
+  const alice = await register('alice');
+  const { page } = alice;
+  await createRoom(page, 'school');
+  await say(page, '내일 학교에 갔다 <b>온다</b>');
+  await createRoom(page, 'ops');
+  await say(page, 'deploy the API today');
+
+  await page.evaluate(() => document.activeElement?.blur());
+  await page.keyboard.press('/');
+  const box = page.getByRole('searchbox', { name: 'Search messages' });
+  assert.equal(await box.evaluate((el) => el === document.activeElement), true, '/ focuses the box');
+  await box.fill('학교');
+  await box.press('Enter');
+
+  const results = page.getByRole('region', { name: 'Search results' });
+  const hit = results.locator('.search-result');
+  await hit.first().waitFor();
+  assert.equal(await hit.count(), 1);
+  assert.equal(await hit.locator('.search-room').textContent(), 'school');
+  assert.equal(await hit.locator('.search-sender').textContent(), 'alice');
+  assert.equal(await hit.locator('mark').textContent(), '학교');
+  // The text is text: the markup in the message is not markup here.
+  assert.equal(await hit.locator('.search-text').textContent(), '내일 학교에 갔다 <b>온다</b>');
+  assert.equal(await hit.locator('.search-text b').count(), 0);
+
+  await hit.click();
+  await page.getByRole('heading', { name: '# school' }).waitFor();
+
+  // A word that is nowhere: said so.
+  await box.fill('nowhere');
+  await box.press('Enter');
+  await results.getByText('No messages found.').waitFor();
+  // Escape clears and hides the results.
+  await box.press('Escape');
+  await results.waitFor({ state: 'hidden' });
+  assert.deepEqual(alice.errors, []);
+  await alice.context.close();
+});
