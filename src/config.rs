@@ -100,6 +100,9 @@ pub struct StorageConfig {
     /// sled's page cache, in MiB: recently read and written pages of the database
     /// (history included) kept in memory.
     pub cache_mib: u64,
+    /// Whether the server keeps the search index (`<path>/search/`) and answers
+    /// `GET /api/search`.
+    pub search_index: bool,
 }
 
 impl StorageConfig {
@@ -127,6 +130,7 @@ impl Default for StorageConfig {
             flush_interval: Duration::from_secs(1),
             durability: Durability::Buffered,
             cache_mib: 16,
+            search_index: true,
         }
     }
 }

@@ -64,12 +64,15 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let (store, chat) = Chat::load(&config)?;
     // The search index, fed by each flush once its changes are on disk.
-    let search_index = SearchIndex::start(store.clone(), &config.storage.path)?;
-    {
-        let search_index = Arc::clone(&search_index);
-        store.on_flush(Box::new(move |changes| search_index.feed(changes)));
-    }
-    chat.set_search_index(Arc::clone(&search_index));
+    let search_index = if config.storage.search_index {
+        let search_index = SearchIndex::start(store.clone(), &config.storage.path)?;
+        let feed = Arc::clone(&search_index);
+        store.on_flush(Box::new(move |changes| feed.feed(changes)));
+        chat.set_search_index(Arc::clone(&search_index));
+        Some(search_index)
+    } else {
+        None
+    };
     let jobs = Jobs::start(
         Arc::clone(&chat),
         config.storage.flush_interval,
@@ -133,11 +136,13 @@ pub async fn run(
     let flushed = final_flush(&chat, &store).await;
     // What the index holds is committed (what it lacks is indexed from the log at
     // the next start).
-    if tokio::task::spawn_blocking(move || search_index.stop())
-        .await
-        .is_err()
-    {
-        tracing::error!("stopping the search indexer failed");
+    if let Some(search_index) = search_index {
+        if tokio::task::spawn_blocking(move || search_index.stop())
+            .await
+            .is_err()
+        {
+            tracing::error!("stopping the search indexer failed");
+        }
     }
     flushed?;
     tracing::info!("shutdown complete");

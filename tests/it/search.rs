@@ -430,3 +430,26 @@ async fn messages_stored_before_the_index_are_found_after_the_upgrade() {
     let alice = alice.at(&server);
     assert_eq!(found(&alice, "안녕").await, ["안녕하세요"]);
 }
+
+#[tokio::test]
+async fn without_the_index_search_is_unavailable_and_turned_back_on_it_catches_up() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let data = tmp.path().join("data");
+    let off = tmp.path().join("off.toml");
+    std::fs::write(&off, "[storage]\nsearch_index = false\n").expect("config");
+    let mut server = Server::start_in(&data, &["--config", off.to_str().expect("path")]).await;
+    let alice = server.register("alice").await;
+    let room = alice.create_room("public", "general", None).await;
+    alice.say(room, "written while search was off").await;
+    assert_error(
+        &search(&alice, &[("q", "off")]).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "search_unavailable",
+    );
+    assert!(!data.join("search").exists());
+    server.stop().await;
+
+    let server = index_only_server(&data).await;
+    let alice = alice.at(&server);
+    wait_until_found(&alice, "off", &["written while search was off"]).await;
+}
