@@ -59,6 +59,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// The indexer's memory for documents not yet in a segment (tantivy's minimum is
 /// 15 MB per thread).
 const WRITER_MEMORY: usize = 20_000_000;
+/// The indexer's nice value.
+const INDEXER_NICE: libc::c_int = 10;
 /// The version of the payload's shape and of the documents; another version is
 /// rebuilt from the log.
 const FORMAT: u32 = 1;
@@ -188,7 +190,6 @@ impl SearchIndex {
             }
         };
         let (_, fields) = schema();
-        let writer: IndexWriter = index.writer_with_num_threads(1, WRITER_MEMORY)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -202,17 +203,36 @@ impl SearchIndex {
             dropped: Mutex::new(HashSet::new()),
             thread: Mutex::new(None),
         });
-        let mut indexer = Indexer {
-            shared: Arc::clone(&this),
-            store,
-            writer,
-            marks,
-            dirty: false,
-            indexed: 0,
-        };
+        let shared = Arc::clone(&this);
+        let (opened, writer_opened) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("search-indexer".into())
-            .spawn(move || indexer.run(commands))?;
+            .spawn(move || {
+                // Below the server's threads: on a busy core the messages go first
+                // and the index catches up when there is time (tantivy's threads,
+                // made by the writer below, inherit the priority).
+                lower_priority();
+                let writer: IndexWriter = match index.writer_with_num_threads(1, WRITER_MEMORY) {
+                    Ok(writer) => {
+                        let _ = opened.send(Ok(()));
+                        writer
+                    }
+                    Err(e) => {
+                        let _ = opened.send(Err(e));
+                        return;
+                    }
+                };
+                Indexer {
+                    shared,
+                    store,
+                    writer,
+                    marks,
+                    dirty: false,
+                    indexed: 0,
+                }
+                .run(commands)
+            })?;
+        writer_opened.recv().map_err(|_| IndexError::Gone)??;
         *this.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         Ok(this)
     }
@@ -311,6 +331,19 @@ impl SearchIndex {
 
     fn publish(&self, marks: &HashMap<RoomId, Seq>) {
         *self.marks.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(marks.clone());
+    }
+}
+
+/// Nice 10 for the calling thread (Linux: a thread's own priority), so that the
+/// indexer takes the CPU the server leaves.
+fn lower_priority() {
+    // SAFETY: `gettid` and `setpriority` on the calling thread take no pointers.
+    let result = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, INDEXER_NICE)
+    };
+    if result != 0 {
+        tracing::debug!("the search indexer runs at the server's priority");
     }
 }
 
