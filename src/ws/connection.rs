@@ -60,8 +60,11 @@ fn shutting_down() -> Message {
 }
 
 /// Runs a connection until either side closes it.
-pub async fn run<S>(mut socket: WebSocketStream<S>, mut session: Session, mut shutdown: Shutdown)
-where
+pub async fn run<S>(
+    mut socket: Box<WebSocketStream<S>>,
+    mut session: Box<Session>,
+    mut shutdown: Shutdown,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let user_id = session.caller().user_id;
@@ -76,13 +79,15 @@ where
             let mut write = pin!(write_queued(&mut socket, &mut session, ping_due));
             ping_due = false;
             // Most writes finish at once; only one that waits is raced and timed.
+            // The race's futures (a timer, a wait on the control) are boxed: they
+            // would otherwise take room in every idle connection's task.
             let written = match poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
                 Poll::Ready(written) => written,
                 Poll::Pending => tokio::select! {
                     biased;
-                    reason = control.closed() => break Some(close_for(reason)),
+                    reason = Box::pin(control.closed()) => break Some(close_for(reason)),
                     _ = &mut signalled => break Some(shutting_down()),
-                    written = tokio::time::timeout(WRITE_TIMEOUT, &mut write) => match written {
+                    written = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, &mut write)) => match written {
                         Ok(written) => written,
                         Err(_) => {
                             tracing::debug!(%user_id, "a write timed out: the client reads nothing");
@@ -108,7 +113,7 @@ where
                     Some(Ok(Message::Close(_))) => {
                         // tungstenite has queued the echo of the peer's close: send it,
                         // so the client sees its own code rather than 1006.
-                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::close(&mut socket)).await;
+                        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, SinkExt::close(&mut socket))).await;
                         break None;
                     }
                     None => break None,
@@ -141,7 +146,7 @@ where
     if let Some(frame) = close {
         // Best effort: the peer may be gone, or (a slow consumer) read what is
         // queued before the close only some time from now.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await;
+        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame))).await;
     }
 }
 
@@ -158,15 +163,14 @@ where
         socket.feed(Message::Ping(Bytes::new())).await?;
     }
     while let Some(outgoing) = session.pop() {
-        match outgoing {
-            Outgoing::Event(delivery) => {
-                socket
-                    .feed(Message::Text(delivery.encoded::<Json>()))
-                    .await?
-            }
+        // Only the event's text is held across the write: an `Outgoing` (an
+        // acknowledgement's message) would take its room in every connection's task.
+        let text = match outgoing {
+            Outgoing::Event(delivery) => delivery.encoded::<Json>(),
             // `/ws` commands never ask for an acknowledgement.
-            Outgoing::Ack { .. } => {}
-        }
+            Outgoing::Ack { .. } => continue,
+        };
+        socket.feed(Message::Text(text)).await?;
     }
     socket.flush().await
 }

@@ -119,11 +119,16 @@ fn upgrade(
     };
     let (reply, socket) = accepted.into_parts(gateway.config);
     let gateway = gateway.clone();
+    // The upgrade's future, the socket and the session are boxed: the task's future
+    // is as large as its largest state, and a value held across an `.await` takes
+    // room there for the connection's whole life, once more for each future it is
+    // moved into (BENCHMARKS.md, "Idle connections: what one holds").
     tokio::spawn(async move {
-        if let Some(socket) = socket.await {
-            let session = Session::open(gateway.chat, caller, subscription, resume);
-            connection::run(socket, session, gateway.shutdown).await;
-        }
+        let Some(socket) = Box::pin(socket).await.map(Box::new) else {
+            return;
+        };
+        let session = Box::new(Session::open(gateway.chat, caller, subscription, resume));
+        connection::run(socket, session, gateway.shutdown).await;
     });
     reply
 }
