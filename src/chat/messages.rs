@@ -417,6 +417,17 @@ impl Chat {
         Ok(())
     }
 
+    /// Makes what was written through to sled (accounts, tokens, rooms, memberships,
+    /// moderation, read markers) durable: sled keeps writes in memory until its next
+    /// flush, so a kill -9 right after a 201 could otherwise undo a registration or
+    /// a join. Cheap when nothing is waiting (sled returns at once). A failure is
+    /// logged: the write stays in sled, which keeps trying.
+    pub async fn persist_written(&self) {
+        if let Err(e) = self.store.flush_db().await {
+            tracing::error!(error = %e, "could not make an acknowledged change durable");
+        }
+    }
+
     /// Writes the oldest buffered batch to disk. In `sync` mode, delivers its
     /// changes: they are acknowledged and delivered only once stored.
     pub async fn flush(&self) -> StoreResult<FlushReport> {

@@ -238,10 +238,28 @@ fn paths(templates: Vec<Template>, inverted: bool) -> BoxedFilter<()> {
 }
 
 impl Endpoint {
+    /// The endpoint's filter; one that changes something answers only once what it
+    /// wrote through to sled is on disk ([`Chat::persist_written`]), so that an
+    /// answered registration, join or ban survives a crash. (New messages and their
+    /// changes go through the write-behind buffer instead: `storage.durability`.)
     fn filter(&self, deps: &Deps) -> BoxedFilter<(Response,)> {
-        paths(vec![Template::parse(self.path)], false)
+        let served = paths(vec![Template::parse(self.path)], false)
             .and(method_filter(&self.method))
-            .and((self.build)(deps))
+            .and((self.build)(deps));
+        if self.method == Method::GET {
+            return served.boxed();
+        }
+        let chat = deps.chat();
+        served
+            .and_then(move |reply: Response| {
+                let chat = Arc::clone(&chat);
+                async move {
+                    if !reply.status().is_client_error() {
+                        chat.persist_written().await;
+                    }
+                    Ok::<_, Rejection>(reply)
+                }
+            })
             .boxed()
     }
 }

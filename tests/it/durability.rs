@@ -891,3 +891,25 @@ async fn older(client: &Client, room: u64) -> Vec<Value> {
     }
     all
 }
+
+/// What is answered outside the message buffer (accounts, rooms, memberships,
+/// moderation) is on disk when answered: a kill -9 right after the answers undoes
+/// none of it (sled alone would keep it in memory up to its own flush, 500 ms).
+#[tokio::test]
+async fn answered_accounts_rooms_and_joins_survive_a_kill_9_at_once() {
+    let tmp = tempfile::TempDir::new().expect("tmp");
+    let data_dir = tmp.path().join("data");
+    let mut server = Server::start_in(&data_dir, &[]).await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let room = alice.create_room("public", "kept", None).await;
+    assert_eq!(bob.join(room, None).await.0, StatusCode::OK);
+    server.kill().await;
+
+    let server = Server::start_in(&data_dir, &[]).await;
+    let bob = bob.at(&server);
+    assert_eq!(bob.get("/api/users/me").await.0, StatusCode::OK);
+    let mine = bob.get("/api/chatrooms/mine").await.1;
+    assert_eq!(mine[0]["chatSeq"], room, "{mine}");
+    assert_eq!(mine[0]["memberCount"], 2, "{mine}");
+}
