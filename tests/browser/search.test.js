@@ -90,3 +90,59 @@ test('slash focuses search; a Korean word inside a message is found, highlighted
   assert.deepEqual(alice.errors, []);
   await alice.context.close();
 });
+
+test('a result far back in a long room opens the room at that message', async () => {
+  // Its own server: 150 messages at once are past the default message rate.
+  const busy = await Server.start({ config: '[limits]\nmessages_per_second = 1000.0\nmessage_burst = 1000\n' });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(PATIENCE);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(busy.url);
+  await page.getByLabel('Username').fill('carol');
+  await page.getByLabel('Password').fill('carol password');
+  await page.getByRole('button', { name: 'Register' }).click();
+  await page.getByRole('navigation', { name: 'Rooms' }).waitFor();
+  await createRoom(page, 'archive');
+
+  // The needle first, then 150 messages over it (three pages of history).
+  const needle = await page.evaluate(async () => {
+    const { token } = JSON.parse(localStorage.getItem('daehwa.session'));
+    const room = Number(location.hash.match(/\d+/)[0]);
+    const send = async (content) => {
+      const reply = await fetch(`/api/chatrooms/${room}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ content }),
+      });
+      if (!reply.ok) throw new Error(`${reply.status} ${await reply.text()}`);
+      return (await reply.json()).msgId;
+    };
+    const first = await send('지난주 회의록은 여기에 있어요');
+    for (let i = 0; i < 150; i++) await send(`filler ${i}`);
+    return first;
+  });
+  await log(page).locator('.msg-text', { hasText: 'filler 149' }).waitFor();
+
+  const box = page.getByRole('searchbox', { name: 'Search messages' });
+  await box.fill('회의록');
+  await box.press('Enter');
+  const hit = page.getByRole('region', { name: 'Search results' }).locator('.search-result');
+  await hit.first().waitFor();
+  await hit.first().click();
+
+  const found = log(page).locator(`[data-msg-id="${needle}"]`);
+  await found.waitFor();
+  await page.waitForFunction((id) => {
+    const el = document.querySelector(`[data-msg-id="${id}"]`);
+    const logEl = el?.closest('[role="log"]');
+    if (!el || !logEl) return false;
+    const a = el.getBoundingClientRect();
+    const b = logEl.getBoundingClientRect();
+    return a.top >= b.top && a.bottom <= b.bottom;
+  }, needle);
+  assert.deepEqual(errors, []);
+  await context.close();
+  await busy.close();
+});

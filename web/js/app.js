@@ -17,6 +17,8 @@ import {
 const SESSION_KEY = 'daehwa.session';
 /** Messages per history request when scrolling up. */
 const OLDER_PAGE = 50;
+/** How far back opening a room at a message pages (a search result), in pages. */
+const JUMP_PAGES = 40;
 /** How long a rate-limited message waits before it is sent again. */
 const RATE_LIMIT_RETRY_MS = 1000;
 /** How often the composer tells the room the user is typing (the server takes one
@@ -224,6 +226,28 @@ export class App extends EventTarget {
     }
     this.loadMembers(roomId);
     await this.refreshNewest(roomId);
+  }
+
+  /**
+   * Opens a room at one of its messages (a search result): pages back until the
+   * message is loaded (at most JUMP_PAGES pages), then asks the room view to show it.
+   */
+  async openRoomAt(roomId, msgId) {
+    await this.openRoom(roomId);
+    for (let i = 0; i < JUMP_PAGES; i++) {
+      const held = this.state.rooms_messages.get(roomId);
+      if (!held || this.state.current !== roomId) return;
+      if (held.list.length && held.list[0].msgId <= msgId) break;
+      if (!hasOlder(held.list, held.reachedStart)) break;
+      if (held.loadingOlder) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      const before = held.list.length;
+      await this.loadOlder();
+      if (held.list.length === before && !held.loadingOlder) break;
+    }
+    if (this.state.current === roomId) this.emit('focus-message', { roomId, msgId });
   }
 
   /** Fetches the newest page of a room; quietly does nothing offline. */

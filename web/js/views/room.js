@@ -637,6 +637,18 @@ export function roomView(app, shell, signal) {
   app.addEventListener('messages', (e) => {
     if (e.detail === app.state.current) renderMessages();
   }, { signal });
+  // A search result: the message in the middle of the log, marked for a moment.
+  app.addEventListener('focus-message', (e) => {
+    if (e.detail.roomId !== app.state.current) return;
+    const el = r.items.querySelector(`[data-msg-id="${Number(e.detail.msgId)}"]`);
+    if (!el) return;
+    el.scrollIntoView({ block: 'center' });
+    el.classList.add('found');
+    el.setAttribute('tabindex', '-1');
+    el.focus({ preventScroll: true });
+    setTimeout(() => el.classList.remove('found'), 2000);
+    afterScroll();
+  }, { signal });
   app.addEventListener('typing', (e) => {
     if (e.detail === app.state.current) renderTyping();
   }, { signal });

@@ -129,7 +129,7 @@ export function sidebarView(app, signal) {
         <time datetime="${message.createdAt}">${shortWhen(new Date(message.createdAt))}</time></span>
       </button></li>`;
     li.firstElementChild.append(text);
-    li.firstElementChild.addEventListener('click', () => app.openRoom(message.chatSeq));
+    li.firstElementChild.addEventListener('click', () => app.openRoomAt(message.chatSeq, message.msgId));
     return li;
   }
 
