@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 echo "== cargo test"
 cargo test
 
-echo "== socket.io protocol tests against daehwa-bench sio-conformance"
-cargo test -p daehwa-bench --test sio_protocol
+echo "== the bench crate: its unit tests, and the socket.io protocol tests against daehwa-bench sio-conformance"
+cargo test -p daehwa-bench
 
 echo "== web client: unit tests of its pure modules (node --test)"
 node --test tests/web/

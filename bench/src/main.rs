@@ -10,6 +10,7 @@ mod report;
 mod scenarios;
 mod search;
 mod servers;
+mod sled_index;
 mod team;
 mod wire;
 

@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::sled_index::{self as index, Position, SearchBounds};
 use daehwa::search::Query;
-use daehwa::store::index::{self, Position, SearchBounds};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 

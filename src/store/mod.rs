@@ -8,7 +8,6 @@
 mod backup;
 mod buffer;
 mod files;
-pub mod index;
 mod migrate;
 mod records;
 

@@ -1,25 +1,26 @@
-//! The search index: an inverted index kept in sled, one entry per (room, token,
-//! message), and the query that walks it newest first.
+//! The search index the server does not use: an inverted index kept in sled, one
+//! entry per (room, token, message), and the query that walks it newest first. The
+//! `search-index --engine sled` scenario measures it against tantivy (the decision:
+//! ARCHITECTURE.md, "Search: decision").
 //!
 //! Key: `room id ‖ token ‖ 0xFF ‖ time ‖ msg id`, big-endian, value empty (Conduit's
 //! shape, with the time in front of the id so that the rooms of a user merge newest
 //! first). A token is UTF-8, which never holds the byte 0xFF, so a token's entries
 //! are exactly the keys under `room id ‖ token ‖ 0xFF`, in time order. The tokens
-//! are [`crate::search`]'s.
+//! are [`daehwa::search`]'s.
 //!
 //! The index proposes candidates; the caller checks each against the stored text
-//! ([`crate::search::Query::matches`]). So the index may hold more than the stored
+//! ([`daehwa::search::Query::matches`]). So the index may hold more than the stored
 //! messages (entries of a message lost in a crash, or the old words of an edit
 //! whose removal did not reach the disk) but never less.
 //!
-//! The server does not write it yet: measured where it would live (`daehwa-bench
-//! search-index`, BENCHMARKS.md), inserting the entries in the flush, one key at a
-//! time, cost far more than the messages themselves; see ARCHITECTURE.md.
+//! Measured where it would live (BENCHMARKS.md, "Issue 16"), inserting the entries
+//! in the flush, one key at a time, cost far more than the messages themselves.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::StoreResult;
+type StoreResult<T> = Result<T, sled::Error>;
 
 /// Separates a token from the position in a key.
 const SEPARATOR: u8 = 0xFF;
@@ -50,11 +51,6 @@ impl Position {
         let msg = u64::from_be_bytes(tail[8..].try_into().ok()?);
         Some(Self { at, msg })
     }
-}
-
-/// A message's time as it is ordered in the index (times before 1970 sort first).
-pub fn time_of(millis: i64) -> u64 {
-    u64::try_from(millis).unwrap_or(0)
 }
 
 /// Where a search stopped, across rooms: results are ordered by
@@ -104,7 +100,7 @@ fn entry_key(room: u64, token: &str, position: Position) -> Vec<u8> {
 /// The keys of a message's entries, each inserted with an empty value (one at a
 /// time: a running server writes no sled batches, see `Store`'s `Inner`).
 pub fn entries(room: u64, position: Position, text: &str) -> impl Iterator<Item = Vec<u8>> {
-    crate::search::index_tokens(text)
+    daehwa::search::index_tokens(text)
         .into_iter()
         .map(move |token| entry_key(room, &token, position))
 }
@@ -186,6 +182,10 @@ impl<'a> RoomCandidates<'a> {
 pub struct Found<T> {
     pub hits: Vec<T>,
     /// Where to go on from, when there may be more.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the bench reads first pages; the tests page")
+    )]
     pub next: Option<Cursor>,
 }
 
@@ -256,7 +256,7 @@ fn cursor(room: u64, p: Position) -> Cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::Query;
+    use daehwa::search::Query;
     use std::collections::HashMap;
 
     struct Fixture {
