@@ -4,9 +4,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, launch } from './lib.js';
-
-const PATIENCE = 10000;
+import { Server, launch, composer, log, register as registerIn } from './lib.js';
 
 let server;
 let browser;
@@ -21,22 +19,8 @@ after(async () => {
   await server?.close();
 });
 
-async function register(name) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(PATIENCE);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(server.url);
-  await page.getByLabel('Username').fill(name);
-  await page.getByLabel('Password').fill(`${name} password`);
-  await page.getByRole('button', { name: 'Register' }).click();
-  await page.getByRole('navigation', { name: 'Rooms' }).waitFor();
-  return { context, page, errors };
-}
+const register = (name) => registerIn(browser, server, name);
 
-const log = (page) => page.getByRole('log', { name: 'Messages' });
-const composer = (page) => page.getByRole('textbox', { name: 'Message' });
 const message = (page, text) => log(page).locator('.msg[data-msg-id]').filter({ has: page.locator('.msg-text', { hasText: text }) });
 
 async function say(page, text) {

@@ -5,9 +5,8 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, launch } from './lib.js';
+import { Server, launch, log, register as registerIn } from './lib.js';
 
-const PATIENCE = 10000;
 /** A 1×1 PNG. */
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
@@ -27,21 +26,8 @@ after(async () => {
   await server?.close();
 });
 
-async function register(name) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(PATIENCE);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(server.url);
-  await page.getByLabel('Username').fill(name);
-  await page.getByLabel('Password').fill(`${name} password`);
-  await page.getByRole('button', { name: 'Register' }).click();
-  await page.getByRole('navigation', { name: 'Rooms' }).waitFor();
-  return { context, page, errors };
-}
+const register = (name) => registerIn(browser, server, name);
 
-const log = (page) => page.getByRole('log', { name: 'Messages' });
 
 test('files attached, pasted or dropped reach the room: images shown, others as links', async () => {
   const alice = await register('alice');

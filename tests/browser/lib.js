@@ -114,3 +114,28 @@ export async function api(server, method, path, body, token) {
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
   return text ? JSON.parse(text) : null;
 }
+
+/** How long a page waits for what a test expects. */
+export const PATIENCE = 10000;
+
+/** The chat's message log and composer of a page. */
+export const log = (page) => page.getByRole('log', { name: 'Messages' });
+export const composer = (page) => page.getByRole('textbox', { name: 'Message' });
+
+/**
+ * Registers `name` through the login form of `server` in a new desktop-sized browser
+ * context: `{context, page, errors}`, `errors` collecting the page's uncaught errors.
+ */
+export async function register(browser, server, name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(PATIENCE);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(server.url);
+  await page.getByLabel('Username').fill(name);
+  await page.getByLabel('Password').fill(`${name} password`);
+  await page.getByRole('button', { name: 'Register' }).click();
+  await page.getByRole('navigation', { name: 'Rooms' }).waitFor();
+  return { context, page, errors };
+}

@@ -4,9 +4,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Server, launch } from './lib.js';
-
-const PATIENCE = 10000;
+import { Server, launch, composer, log, register as registerIn } from './lib.js';
 
 let server;
 let browser;
@@ -21,22 +19,8 @@ after(async () => {
   await server?.close();
 });
 
-async function register(name) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(PATIENCE);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(server.url);
-  await page.getByLabel('Username').fill(name);
-  await page.getByLabel('Password').fill(`${name} password`);
-  await page.getByRole('button', { name: 'Register' }).click();
-  await page.getByRole('navigation', { name: 'Rooms' }).waitFor();
-  return { context, page, errors };
-}
+const register = (name) => registerIn(browser, server, name);
 
-const log = (page) => page.getByRole('log', { name: 'Messages' });
-const composer = (page) => page.getByRole('textbox', { name: 'Message' });
 
 async function createRoom(page, name) {
   await page.getByRole('button', { name: 'New room' }).click();
@@ -94,16 +78,7 @@ test('slash focuses search; a Korean word inside a message is found, highlighted
 test('a result far back in a long room opens the room at that message', async () => {
   // Its own server: 150 messages at once are past the default message rate.
   const busy = await Server.start({ config: '[limits]\nmessages_per_second = 1000.0\nmessage_burst = 1000\n' });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(PATIENCE);
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(busy.url);
-  await page.getByLabel('Username').fill('carol');
-  await page.getByLabel('Password').fill('carol password');
-  await page.getByRole('button', { name: 'Register' }).click();
-  await page.getByRole('navigation', { name: 'Rooms' }).waitFor();
+  const { context, page, errors } = await registerIn(browser, busy, 'carol');
   await createRoom(page, 'archive');
 
   // The needle first, then 150 messages over it (three pages of history).
