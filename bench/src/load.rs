@@ -47,6 +47,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const SOURCE_ADDRESSES: u32 = 16;
 /// A drain that sees no delivery for this long gives up.
 const DRAIN_STALL: Duration = Duration::from_secs(5);
+/// With this environment variable naming a file, a run appends its latency timeline
+/// there: per [`TIMELINE_BUCKET_MS`] of send time, the deliveries, the slowest and how
+/// many took over [`TIMELINE_SLOW_US`], with the bucket's wall-clock time (to line up
+/// with the server's log). For finding what a tail is made of, not for the report.
+const TIMELINE_ENV: &str = "DAEHWA_BENCH_TIMELINE";
+const TIMELINE_BUCKET_MS: u64 = 10;
+const TIMELINE_SLOW_US: u64 = 2000;
 
 /// One connection of the load.
 #[derive(Debug, Clone)]
@@ -284,6 +291,9 @@ struct Shared {
     closed: Cell<u64>,
     order_violations: Cell<u64>,
     histogram: RefCell<Histogram<u64>>,
+    /// Per bucket of send time: (deliveries, slowest µs, over the slow mark), when
+    /// [`TIMELINE_ENV`] asks for it.
+    timeline: Option<RefCell<Vec<(u64, u64, u64)>>>,
 }
 
 impl Shared {
@@ -320,6 +330,19 @@ impl Shared {
                         .set(self.delivered_measured.get() + 1);
                     let micros = now.saturating_sub(message.sent_ns) / 1000;
                     let _ = self.histogram.borrow_mut().record(micros.max(1));
+                    if let Some(timeline) = &self.timeline {
+                        let bucket = ((message.sent_ns - self.measure_from_ns)
+                            / 1_000_000
+                            / TIMELINE_BUCKET_MS) as usize;
+                        let mut timeline = timeline.borrow_mut();
+                        if timeline.len() <= bucket {
+                            timeline.resize(bucket + 1, (0, 0, 0));
+                        }
+                        let entry = &mut timeline[bucket];
+                        entry.0 += 1;
+                        entry.1 = entry.1.max(micros);
+                        entry.2 += u64::from(micros > TIMELINE_SLOW_US);
+                    }
                     if self.sending.get() {
                         self.delivered_in_window
                             .set(self.delivered_in_window.get() + 1);
@@ -449,6 +472,7 @@ pub async fn run(load: &Load, connections: Vec<Ws>) -> Outcome {
         histogram: RefCell::new(
             Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds"),
         ),
+        timeline: std::env::var_os(TIMELINE_ENV).map(|_| RefCell::new(Vec::new())),
     });
     let mut tasks = Vec::new();
     for (client, (sink, rx, stream)) in halves.into_iter().enumerate() {
@@ -509,6 +533,7 @@ pub async fn run(load: &Load, connections: Vec<Ws>) -> Outcome {
     }
 
     let latency = Latency::of(&shared.histogram.borrow());
+    write_timeline(&shared);
     let first_error = shared.first_error.borrow().clone();
     let next_seq = shared.next_seq.borrow().clone();
     let mut missing = 0u64;
@@ -570,6 +595,38 @@ pub async fn run(load: &Load, connections: Vec<Ws>) -> Outcome {
         loadgen_cpu_s: loadgen_cpu,
         server_cpu_us_per_delivery: server_cpu * 1e6 / measured,
         loadgen_cpu_us_per_delivery: loadgen_cpu * 1e6 / measured,
+    }
+}
+
+/// Appends the run's timeline to the file [`TIMELINE_ENV`] names: a header line,
+/// then `unix_ms deliveries slowest_us slow` per bucket.
+fn write_timeline(shared: &Shared) {
+    use std::io::Write;
+    let (Some(timeline), Some(path)) = (&shared.timeline, std::env::var_os(TIMELINE_ENV)) else {
+        return;
+    };
+    let unix_now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let measure_from_ms = unix_now_ms - (wire::now_ns() - shared.measure_from_ns) / 1_000_000;
+    let mut text = format!(
+        "# {} senders, buckets of {TIMELINE_BUCKET_MS} ms, slow > {TIMELINE_SLOW_US} µs\n",
+        shared.senders.len()
+    );
+    for (i, (count, slowest, slow)) in timeline.borrow().iter().enumerate() {
+        let at = measure_from_ms + i as u64 * TIMELINE_BUCKET_MS;
+        text.push_str(&format!("{at} {count} {slowest} {slow}\n"));
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "cannot write the timeline to {}: {e}",
+            path.to_string_lossy()
+        );
     }
 }
 

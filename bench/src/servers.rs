@@ -297,7 +297,10 @@ impl Server {
                 .arg(data_dir)
                 .arg("--config")
                 .arg(&config_path)
-                .env("RUST_LOG", rust_log);
+                .env(
+                    "RUST_LOG",
+                    std::env::var(LOG_ENV).unwrap_or_else(|_| rust_log.to_owned()),
+                );
             match Self::start(command) {
                 Ok(server) => return Ok(server),
                 Err(e) => {
@@ -412,8 +415,34 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        if let Some(path) = std::env::var_os(LOG_FILE_ENV) {
+            use std::io::Write;
+            let text: String = self
+                .log()
+                .into_iter()
+                .map(|(_, line)| line + "\n")
+                .collect();
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut file| file.write_all(text.as_bytes()));
+            if let Err(e) = written {
+                eprintln!(
+                    "cannot write the server's log to {}: {e}",
+                    path.to_string_lossy()
+                );
+            }
+        }
     }
 }
+
+/// With this environment variable set, its value is every daehwa's `RUST_LOG` (to see
+/// the flushes in a run's log, say).
+const LOG_ENV: &str = "DAEHWA_BENCH_RUST_LOG";
+/// With this environment variable naming a file, every server's stderr is appended
+/// there when it ends.
+const LOG_FILE_ENV: &str = "DAEHWA_BENCH_SERVER_LOG";
 
 /// daehwa's log level for the benches: its start-up line, no per-request noise.
 pub const DEFAULT_LOG: &str = "warn,daehwa=info";
