@@ -12,11 +12,13 @@
 //! recipients, and the delivery caches that frame per encoding.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::task::Poll;
 
-use tokio::sync::{mpsc, Notify};
+use futures_util::task::AtomicWaker;
+use tokio::sync::Notify;
 
 use crate::model::UserId;
 
@@ -73,33 +75,124 @@ pub enum CloseReason {
     LoggedOut,
 }
 
-/// A connection's side channel: the bus asks it to close through here.
-#[derive(Default)]
-pub struct Control {
-    reason: Mutex<Option<CloseReason>>,
-    notify: Notify,
+/// A connection's end of the bus: its queue of deliveries, and where the bus asks
+/// it to close. One allocation per connection (about 150 bytes): tokio's `mpsc`
+/// channel took 796 bytes for an idle connection (a cache-padded channel and a
+/// first block of 32 slots), the largest part of an idle connection after the
+/// socket's read buffer (BENCHMARKS.md, *Idle connections*).
+pub struct Inbox<E> {
+    state: Mutex<InboxState<E>>,
+    /// The session, waiting for a delivery (one consumer).
+    delivered: AtomicWaker,
+    /// Everyone waiting for a close request (a transport and its session).
+    closing: Notify,
 }
 
-impl Control {
-    fn close(&self, reason: CloseReason) {
-        let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some(reason);
-            // Every waiter: a transport may wait here while its session does too.
-            self.notify.notify_waiters();
+struct InboxState<E> {
+    queue: VecDeque<Arc<Delivery<E>>>,
+    capacity: usize,
+    reason: Option<CloseReason>,
+}
+
+impl<E> InboxState<E> {
+    fn pop(&mut self) -> Option<Arc<Delivery<E>>> {
+        let next = self.queue.pop_front();
+        if self.queue.is_empty() && self.queue.capacity() > KEPT_QUEUE_CAPACITY {
+            self.queue = VecDeque::new();
         }
+        next
+    }
+}
+
+/// A queue emptied with more room than this gives its memory back (after a burst,
+/// an idle connection holds no more than a fresh one).
+const KEPT_QUEUE_CAPACITY: usize = 16;
+
+impl<E> Inbox<E> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(InboxState {
+                queue: VecDeque::new(),
+                capacity,
+                reason: None,
+            }),
+            delivered: AtomicWaker::new(),
+            closing: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, InboxState<E>> {
+        // Every critical section is a push, a pop or a store: a poisoned lock still
+        // holds a good queue.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `delivery`, or asks the connection to close when its queue is full.
+    /// Never waits.
+    fn offer(&self, delivery: &Arc<Delivery<E>>) {
+        {
+            let mut state = self.state();
+            if state.reason.is_some() {
+                return;
+            }
+            if state.queue.len() >= state.capacity {
+                drop(state);
+                self.close(CloseReason::SlowConsumer);
+                return;
+            }
+            state.queue.push_back(Arc::clone(delivery));
+        }
+        self.delivered.wake();
+    }
+
+    fn close(&self, reason: CloseReason) {
+        let mut state = self.state();
+        if state.reason.is_none() {
+            state.reason = Some(reason);
+            drop(state);
+            // Every waiter: a transport may wait here while its session waits in
+            // `next`.
+            self.closing.notify_waiters();
+            self.delivered.wake();
+        }
+    }
+
+    /// The oldest queued delivery, if any.
+    pub fn try_next(&self) -> Option<Arc<Delivery<E>>> {
+        self.state().pop()
+    }
+
+    /// Resolves with the oldest queued delivery, or with the reason once the bus
+    /// wants the connection closed (which wins over what is queued). Cancel-safe:
+    /// nothing is taken until it resolves. For one consumer (the connection's
+    /// session); waiting here costs no allocation.
+    pub async fn next(&self) -> Result<Arc<Delivery<E>>, CloseReason> {
+        std::future::poll_fn(|cx| {
+            // Registered before the check, so that an offer or a close in between
+            // wakes it.
+            self.delivered.register(cx.waker());
+            let mut state = self.state();
+            if let Some(reason) = state.reason {
+                return Poll::Ready(Err(reason));
+            }
+            match state.pop() {
+                Some(delivery) => Poll::Ready(Ok(delivery)),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Why the bus wants this connection closed, if it does.
     pub fn reason(&self) -> Option<CloseReason> {
-        *self.reason.lock().unwrap_or_else(|p| p.into_inner())
+        self.state().reason
     }
 
     /// Resolves when the bus wants this connection closed, with the reason.
     pub async fn closed(&self) -> CloseReason {
         loop {
             // Registered before the check, so that a close in between wakes it.
-            let notified = self.notify.notified();
+            let notified = self.closing.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(reason) = self.reason() {
@@ -115,8 +208,7 @@ struct Subscriber<E> {
     /// Identifies the token the connection authenticated with, so that a logout
     /// closes exactly the connections opened with that token.
     token_hash: [u8; 32],
-    tx: mpsc::Sender<Arc<Delivery<E>>>,
-    control: Arc<Control>,
+    inbox: Arc<Inbox<E>>,
 }
 
 /// A user already has as many connections as allowed.
@@ -137,8 +229,7 @@ pub struct Subscription<E> {
     bus: Arc<Bus<E>>,
     user: UserId,
     id: u64,
-    pub rx: mpsc::Receiver<Arc<Delivery<E>>>,
-    pub control: Arc<Control>,
+    pub inbox: Arc<Inbox<E>>,
 }
 
 impl<E> Drop for Subscription<E> {
@@ -181,29 +272,27 @@ impl<E> Bus<E> {
         token_hash: [u8; 32],
         max: usize,
     ) -> Result<Subscription<E>, TooManyConnections> {
-        let control = Arc::new(Control::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let rx = {
+        let inbox = Arc::new(Inbox::new(self.queue));
+        {
             let mut map = self.write();
-            let list = map.entry(user).or_default();
+            // Most users have one connection: room for one (a `Vec`'s first push
+            // makes room for four, 144 bytes more per idle connection).
+            let list = map.entry(user).or_insert_with(|| Vec::with_capacity(1));
             if list.len() >= max {
                 return Err(TooManyConnections);
             }
-            let (tx, rx) = mpsc::channel(self.queue);
             list.push(Subscriber {
                 id,
                 token_hash,
-                tx,
-                control: Arc::clone(&control),
+                inbox: Arc::clone(&inbox),
             });
-            rx
-        };
+        }
         Ok(Subscription {
             bus: Arc::clone(self),
             user,
             id,
-            rx,
-            control,
+            inbox,
         })
     }
 
@@ -227,18 +316,14 @@ impl<E> Bus<E> {
     }
 
     fn offer(subscriber: &Subscriber<E>, delivery: &Arc<Delivery<E>>) {
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            subscriber.tx.try_send(Arc::clone(delivery))
-        {
-            subscriber.control.close(CloseReason::SlowConsumer);
-        }
+        subscriber.inbox.offer(delivery);
     }
 
     /// Closes the connections of `user` opened with the token of this hash.
     pub fn close_token(&self, user: UserId, token_hash: &[u8; 32], reason: CloseReason) {
         for subscriber in self.read().get(&user).into_iter().flatten() {
             if &subscriber.token_hash == token_hash {
-                subscriber.control.close(reason);
+                subscriber.inbox.close(reason);
             }
         }
     }
@@ -267,15 +352,19 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_closes_only_that_connection() {
         let bus: Arc<Bus<u32>> = Bus::new(2);
-        let mut slow = subscribe(&bus, 1, [0; 32]);
-        let mut fast = subscribe(&bus, 2, [0; 32]);
+        let slow = subscribe(&bus, 1, [0; 32]);
+        let fast = subscribe(&bus, 2, [0; 32]);
         for n in 0..3 {
             bus.publish([UserId::new(1), UserId::new(2)], n);
-            let got = fast.rx.recv().await.expect("delivered");
+            let got = fast.inbox.next().await.expect("delivered");
             assert_eq!(got.event, n);
         }
-        assert_eq!(slow.control.closed().await, CloseReason::SlowConsumer);
-        assert_eq!(slow.rx.recv().await.map(|d| d.event), Some(0));
+        assert_eq!(slow.inbox.closed().await, CloseReason::SlowConsumer);
+        assert_eq!(
+            slow.inbox.next().await.err(),
+            Some(CloseReason::SlowConsumer)
+        );
+        assert_eq!(slow.inbox.try_next().map(|d| d.event), Some(0));
         assert_eq!(bus.counts(), (2, 2));
         drop(slow);
         assert_eq!(bus.counts(), (1, 1));
@@ -284,10 +373,13 @@ mod tests {
     #[tokio::test]
     async fn one_encoding_is_shared_by_all_recipients() {
         let bus: Arc<Bus<&'static str>> = Bus::new(4);
-        let mut a = subscribe(&bus, 1, [0; 32]);
-        let mut b = subscribe(&bus, 1, [1; 32]);
+        let a = subscribe(&bus, 1, [0; 32]);
+        let b = subscribe(&bus, 1, [1; 32]);
         bus.publish([UserId::new(1)], "hi");
-        let (da, db) = (a.rx.recv().await.expect("a"), b.rx.recv().await.expect("b"));
+        let (da, db) = (
+            a.inbox.next().await.expect("a"),
+            b.inbox.next().await.expect("b"),
+        );
         assert!(Arc::ptr_eq(&da, &db));
         let (fa, fb) = (da.encoded::<Quoted>(), db.encoded::<Quoted>());
         assert!(Arc::ptr_eq(&fa, &fb), "encoded once");

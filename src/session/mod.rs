@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use crate::chat::view::{ErrorEvent, Event, MessageView, ResyncEvent};
 use crate::chat::{Caller, Chat, Replay, ResumeFrom, Sent};
-use crate::events::{CloseReason, Control, Delivery, Subscription};
+use crate::events::{CloseReason, Delivery, Inbox, Subscription};
 use crate::model::RoomId;
 pub use command::{decode_command, Command};
 pub use resume::parse_resume;
@@ -70,9 +70,6 @@ pub struct Session {
     chat: Arc<Chat>,
     caller: Caller,
     subscription: Subscription<Event>,
-    /// Resolves when the bus wants the connection closed. Made once: a fresh wait on
-    /// every step would lock the control twice per delivery.
-    closed: Pin<Box<dyn Future<Output = CloseReason> + Send>>,
     /// Rooms replayed on resume: how far the client now has them (the newest
     /// `msgId`, or the newest change). A live event the replay covered (queued while
     /// it was read) is not sent twice: a `chat` at or below the `msgId`, or any
@@ -138,13 +135,11 @@ impl Session {
         outbox.push_back(event(Event::Rooms(chat.my_rooms(caller.user_id))));
         let replay_budget = chat.settings().limits.replay_total_max as usize;
         tracing::debug!(user_id = %caller.user_id, "session opened");
-        let control = Arc::clone(&subscription.control);
         chat.session_opened(caller.user_id);
         Self {
             chat,
             caller,
             subscription,
-            closed: Box::pin(async move { control.closed().await }),
             replayed: HashMap::new(),
             resume: resume.into(),
             replaying: VecDeque::new(),
@@ -164,8 +159,8 @@ impl Session {
 
     /// Where the bus asks this connection to close: a transport races its writes
     /// against it.
-    pub fn control(&self) -> Arc<Control> {
-        Arc::clone(&self.subscription.control)
+    pub fn control(&self) -> Arc<Inbox<Event>> {
+        Arc::clone(&self.subscription.inbox)
     }
 
     /// Whether the transport should read the client's next command: not while the
@@ -192,27 +187,27 @@ impl Session {
     /// outbox; or the reason the bus wants the connection closed. Cancel-safe: it
     /// changes the session only after its last `.await`.
     pub async fn step(&mut self) -> Result<(), CloseReason> {
+        // A close request wins over the rest (of a replay, of answers waiting).
+        if let Some(reason) = self.subscription.inbox.reason() {
+            return Err(reason);
+        }
         if self.replaying() {
-            // A close request wins over the rest of a replay.
-            if let Some(reason) = self.subscription.control.reason() {
-                return Err(reason);
-            }
             self.replay_step();
             return Ok(());
         }
         tokio::select! {
             biased;
-            reason = &mut self.closed => Err(reason),
             Some(answer) = self.waiting.next(), if !self.waiting.is_empty() => {
                 self.answer(answer);
                 Ok(())
             }
-            Some(delivery) = self.subscription.rx.recv() => {
+            next = self.subscription.inbox.next() => {
+                let delivery = next?;
                 self.deliver(delivery);
                 for _ in 1..MAX_BATCH {
-                    match self.subscription.rx.try_recv() {
-                        Ok(delivery) => self.deliver(delivery),
-                        Err(_) => break,
+                    match self.subscription.inbox.try_next() {
+                        Some(delivery) => self.deliver(delivery),
+                        None => break,
                     }
                 }
                 Ok(())
