@@ -118,17 +118,19 @@ fn upgrade(
         Err(e) => return api_error_reply(&e),
     };
     let (reply, socket) = accepted.into_parts(gateway.config);
-    let gateway = gateway.clone();
-    // The upgrade's future, the socket and the session are boxed: the task's future
-    // is as large as its largest state, and a value held across an `.await` takes
-    // room there for the connection's whole life, once more for each future it is
-    // moved into (BENCHMARKS.md, "Idle connections: what one holds").
+    // The upgrade's future, the socket and the session are boxed, and the task
+    // captures only what it uses: the task's future is as large as its largest
+    // state, and a value it captures or holds across an `.await` takes room there
+    // for the connection's whole life, once more for each future it is moved into
+    // (BENCHMARKS.md, "Idle connections: what one holds").
+    let socket = Box::pin(socket);
+    let (chat, shutdown) = (Arc::clone(&gateway.chat), gateway.shutdown.clone());
     tokio::spawn(async move {
-        let Some(socket) = Box::pin(socket).await.map(Box::new) else {
+        let Some(socket) = socket.await.map(Box::new) else {
             return;
         };
-        let session = Box::new(Session::open(gateway.chat, caller, subscription, resume));
-        connection::run(socket, session, gateway.shutdown).await;
+        let session = Box::new(Session::open(chat, caller, subscription, resume));
+        connection::run(socket, session, shutdown).await;
     });
     reply
 }

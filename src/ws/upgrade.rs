@@ -22,7 +22,7 @@ use crate::reply::error_reply;
 /// buffer for every connection; chat frames are a few hundred bytes, so a larger one
 /// only costs memory on every idle connection (4 KiB measured 8.4 KiB per idle
 /// connection in all, over the 8 KiB budget).
-pub const READ_BUFFER_BYTES: usize = 2048;
+pub const READ_BUFFER_BYTES: usize = 512;
 /// Outgoing bytes gathered before a write to the socket; events queued together are
 /// written together.
 pub const WRITE_BUFFER_BYTES: usize = 8192;
