@@ -59,11 +59,9 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 /// The indexer's memory for documents not yet in a segment (tantivy's minimum is
 /// 15 MB per thread).
 const WRITER_MEMORY: usize = 20_000_000;
-/// The indexer's nice value.
-const INDEXER_NICE: libc::c_int = 10;
 /// The version of the payload's shape and of the documents; another version is
 /// rebuilt from the log.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -89,7 +87,6 @@ struct Payload {
 
 #[derive(Clone, Copy)]
 struct Fields {
-    key: Field,
     room: Field,
     at: Field,
     msg: Field,
@@ -98,9 +95,10 @@ struct Fields {
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    let key = builder.add_bytes_field("key", INDEXED);
     let room = builder.add_u64_field("room", INDEXED | FAST);
-    let at = builder.add_u64_field("at", INDEXED | FAST);
+    // Not indexed: a range on a fast field is read from the column, and a term per
+    // message (every time is new) made the term dictionary as long as the index.
+    let at = builder.add_u64_field("at", FAST);
     let msg = builder.add_u64_field("msg", FAST);
     let tokens = builder.add_text_field(
         "tokens",
@@ -113,7 +111,6 @@ fn schema() -> (Schema, Fields) {
     (
         builder.build(),
         Fields {
-            key,
             room,
             at,
             msg,
@@ -148,11 +145,25 @@ pub fn text_of(message: &Message) -> Option<&str> {
     }
 }
 
-fn key_bytes(room: u64, msg: u64) -> [u8; 16] {
-    let mut k = [0; 16];
-    k[..8].copy_from_slice(&room.to_be_bytes());
-    k[8..].copy_from_slice(&msg.to_be_bytes());
-    k
+/// The document of message `msg` of `room`, as a query (for deleting it).
+fn document_of(fields: Fields, room: u64, msg: u64) -> BooleanQuery {
+    let id = Term::from_field_u64(fields.msg, msg);
+    BooleanQuery::new(vec![
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_u64(fields.room, room),
+                IndexRecordOption::Basic,
+            )) as Box<dyn Query>,
+        ),
+        (
+            Occur::Must,
+            Box::new(RangeQuery::new(
+                Bound::Included(id.clone()),
+                Bound::Included(id),
+            )),
+        ),
+    ])
 }
 
 enum Command {
@@ -210,8 +221,9 @@ impl SearchIndex {
             .spawn(move || {
                 // Below the server's threads: on a busy core the messages go first
                 // and the index catches up when there is time (tantivy's threads,
-                // made by the writer below, inherit the priority).
-                lower_priority();
+                // made by the writer below, inherit the policy). What it has not
+                // taken in yet is caught up from the log.
+                crate::priority::run_this_thread_in_background();
                 let writer: IndexWriter = match index.writer_with_num_threads(1, WRITER_MEMORY) {
                     Ok(writer) => {
                         let _ = opened.send(Ok(()));
@@ -331,19 +343,6 @@ impl SearchIndex {
 
     fn publish(&self, marks: &HashMap<RoomId, Seq>) {
         *self.marks.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(marks.clone());
-    }
-}
-
-/// Nice 10 for the calling thread (Linux: a thread's own priority), so that the
-/// indexer takes the CPU the server leaves.
-fn lower_priority() {
-    // SAFETY: `gettid` and `setpriority` on the calling thread take no pointers.
-    let result = unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, INDEXER_NICE)
-    };
-    if result != 0 {
-        tracing::debug!("the search indexer runs at the server's priority");
     }
 }
 
@@ -515,7 +514,7 @@ impl Indexer {
         for change in &changes {
             // The message as it is now (a reaction leaves its text as it was).
             if !matches!(change.kind, ChangeKind::Reacted { .. }) {
-                self.index_message(&change.message)?;
+                self.index_change(change)?;
             }
             self.marks.insert(room, change.seq);
         }
@@ -536,7 +535,7 @@ impl Indexer {
                 continue;
             }
             if !matches!(change.kind, ChangeKind::Reacted { .. }) {
-                self.index_message(&change.message)?;
+                self.index_change(change)?;
             }
             self.marks.insert(room, change.seq);
             self.indexed += 1;
@@ -545,17 +544,23 @@ impl Indexer {
         Ok(())
     }
 
-    /// Makes the index hold `message` as it is: its document replaced, or removed
-    /// when it has no text.
-    fn index_message(&mut self, message: &Message) -> Result<(), IndexError> {
+    /// Makes the index hold `message` as `change` left it: its document replaced,
+    /// or removed when it has no text. A message just posted has no document yet
+    /// (the marks are committed with the documents), so none is deleted: a delete is
+    /// a query run on every segment at the next commit, and most changes are new
+    /// messages. (Deleting by a query rather than by a key term keeps a term per
+    /// message out of the index.)
+    fn index_change(&mut self, change: &Change) -> Result<(), IndexError> {
         let f = self.shared.fields;
+        let message = &change.message;
         let (room, msg) = (message.room_id.get(), message.msg_id.get());
-        self.writer
-            .delete_term(Term::from_field_bytes(f.key, &key_bytes(room, msg)));
+        if change.kind != ChangeKind::Posted {
+            self.writer
+                .delete_query(Box::new(document_of(f, room, msg)))?;
+        }
         if let Some(text) = text_of(message) {
             let tokens: Vec<String> = crate::search::index_tokens(text).into_iter().collect();
             let mut document = TantivyDocument::default();
-            document.add_bytes(f.key, &key_bytes(room, msg));
             document.add_u64(f.room, room);
             document.add_u64(f.at, Cursor::of(message).at);
             document.add_u64(f.msg, msg);

@@ -46,6 +46,7 @@ pub mod indexer;
 pub mod jobs;
 pub mod metrics;
 pub mod model;
+pub mod priority;
 pub mod proxy;
 pub mod reply;
 pub mod search;
