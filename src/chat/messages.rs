@@ -18,7 +18,7 @@ use super::{lock_sequence, Caller, Chat, Directory, RoomEntry, Sequence};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::store::{Batch, FlushReport, Generation, StoreResult};
+use crate::store::{Batch, FlushPriority, FlushReport, Generation, StoreResult};
 
 /// A client's own id for a message, echoed back with it.
 pub const CLIENT_MSG_ID_MAX_BYTES: usize = 64;
@@ -433,7 +433,12 @@ impl Chat {
     pub async fn flush(&self) -> StoreResult<FlushReport> {
         self.last_flush_attempt
             .store(now_millis(), Ordering::Relaxed);
-        let report = match self.store.flush_changes().await {
+        // No one waits for a flush in `buffered` mode: it makes way for the worker.
+        let priority = match self.settings.durability {
+            Durability::Buffered => FlushPriority::Background,
+            Durability::Sync => FlushPriority::Server,
+        };
+        let report = match self.store.flush_changes(priority).await {
             Ok(report) => report,
             Err(e) => {
                 self.metrics.flush_errors.inc();

@@ -13,6 +13,7 @@ mod records;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,6 +31,47 @@ const SCHEMA: &[u8] = b"daehwa/2";
 const SCHEMA_KEY: &[u8] = b"schema";
 /// Changes per chunk when a flush writes the buffer (see [`ChunkWrites`]).
 const WRITE_CHUNK: usize = 1000;
+/// A background flush gives the core away after this much writing...
+const PAUSE_EVERY: Duration = Duration::from_micros(250);
+/// ...for this long (the kernel's timer slack makes it about 50 µs).
+const PAUSE: Duration = Duration::from_micros(1);
+
+/// How a flush shares the core with the runtime's worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPriority {
+    /// For `buffered` durability, where no one waits for the flush: it pauses every
+    /// [`PAUSE_EVERY`] of writing, so that a worker woken meanwhile runs within that
+    /// time instead of after the flush thread's slice of the core (about 3 ms). A
+    /// lower scheduling priority would do it without the pauses but lets a busy core
+    /// starve the flush, and with it the loss bound (see ARCHITECTURE.md,
+    /// "Background threads").
+    Background,
+    /// Straight through: `sync` durability, whose answers wait for the flush.
+    Server,
+}
+
+/// Makes a background flush pause (see [`FlushPriority::Background`]).
+struct Pacer {
+    pauses: bool,
+    since: Instant,
+}
+
+impl Pacer {
+    fn new(priority: FlushPriority) -> Self {
+        Self {
+            pauses: priority == FlushPriority::Background,
+            since: Instant::now(),
+        }
+    }
+
+    /// Called after each write: pauses when it is time.
+    fn tick(&mut self) {
+        if self.pauses && self.since.elapsed() >= PAUSE_EVERY {
+            std::thread::sleep(PAUSE);
+            self.since = Instant::now();
+        }
+    }
+}
 /// sled's page cache when the caller does not say (`storage.cache_mib`'s default).
 pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Present in `meta` exactly while the database is closed after a graceful shutdown.
@@ -288,12 +330,13 @@ impl Writes {
         self.0.push((key.to_vec(), None));
     }
 
-    fn apply(self, tree: &sled::Tree) -> StoreResult<()> {
+    fn apply(self, tree: &sled::Tree, pacer: &mut Pacer) -> StoreResult<()> {
         for (key, value) in self.0 {
             match value {
                 Some(value) => tree.insert(key, value)?,
                 None => tree.remove(key)?,
             };
+            pacer.tick();
         }
         Ok(())
     }
@@ -373,22 +416,23 @@ impl ChunkWrites {
         Ok(())
     }
 
-    fn apply(self, inner: &Inner) -> StoreResult<()> {
+    fn apply(self, inner: &Inner, pacer: &mut Pacer) -> StoreResult<()> {
         self.attachment_refs
-            .apply(&inner.fileid_roomid_msgid_attachment)?;
+            .apply(&inner.fileid_roomid_msgid_attachment, pacer)?;
         self.attachments
-            .apply(&inner.roomid_msgid_fileid_attachment)?;
-        self.references.apply(&inner.userid_clientmsgid_ref)?;
+            .apply(&inner.roomid_msgid_fileid_attachment, pacer)?;
+        self.references
+            .apply(&inner.userid_clientmsgid_ref, pacer)?;
         self.mentions_by_user
-            .apply(&inner.userid_createdat_roomid_msgid_mention)?;
+            .apply(&inner.userid_createdat_roomid_msgid_mention, pacer)?;
         self.mentions_by_room
-            .apply(&inner.roomid_userid_msgid_mention)?;
-        self.messages.apply(&inner.roomid_msgid_message)?;
-        self.log.apply(&inner.roomid_seq_change)?;
+            .apply(&inner.roomid_userid_msgid_mention, pacer)?;
+        self.messages.apply(&inner.roomid_msgid_message, pacer)?;
+        self.log.apply(&inner.roomid_seq_change, pacer)?;
         self.attachments_removed
-            .apply(&inner.roomid_msgid_fileid_attachment)?;
+            .apply(&inner.roomid_msgid_fileid_attachment, pacer)?;
         self.attachment_refs_removed
-            .apply(&inner.fileid_roomid_msgid_attachment)?;
+            .apply(&inner.fileid_roomid_msgid_attachment, pacer)?;
         // A file no message refers to any more goes: its record now, its bytes at
         // the next sweep.
         for file in self.maybe_orphaned {
@@ -1090,15 +1134,16 @@ impl Store {
 
     /// Writes the oldest buffered batch to sled, with the client ids of its new
     /// messages, and flushes sled to disk.
-    pub async fn flush_changes(&self) -> StoreResult<FlushReport> {
+    pub async fn flush_changes(&self, priority: FlushPriority) -> StoreResult<FlushReport> {
         let store = self.clone();
         self.inner
             .buffer
-            .flush(move |batch| store.write_batch(batch))
+            .flush(move |batch| store.write_batch(batch, priority))
             .await
     }
 
-    fn write_batch(&self, batch: &Batch) -> StoreResult<()> {
+    fn write_batch(&self, batch: &Batch, priority: FlushPriority) -> StoreResult<()> {
+        let mut pacer = Pacer::new(priority);
         let changes: Vec<&Arc<Change>> = batch.iter().collect();
         // The batch iterates each room's changes in order, so whatever a crash leaves
         // on disk is still a prefix of each room (see `ChunkWrites`).
@@ -1107,7 +1152,7 @@ impl Store {
             for change in chunk {
                 writes.add(change)?;
             }
-            writes.apply(&self.inner)?;
+            writes.apply(&self.inner, &mut pacer)?;
         }
         self.inner.db.flush()?;
         if let Some(listener) = self.inner.on_flush.get() {
