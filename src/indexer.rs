@@ -2,9 +2,10 @@
 //! its own off the flush's path (see ARCHITECTURE.md, "Search: decision").
 //!
 //! - **Fed by the flush.** Once a flush has stored its changes (sled flushed), the
-//!   store hands them to [`SearchIndex::feed`], which puts them on a bounded
-//!   channel and never waits: when the channel is full the batch is dropped and its
-//!   rooms noted, and the indexer catches up from the log of changes.
+//!   store hands them to [`SearchIndex::feed`], which queues them for the indexer
+//!   and never waits. The queue is bounded by the changes it holds (each keeps its
+//!   message in memory): when a batch would go over, it is dropped and its rooms
+//!   noted, and the indexer catches up from the log of changes.
 //! - **One document per message** that has text: its key (room ‖ msg id), its room,
 //!   its time and its tokens ([`crate::search::index_tokens`], pre-split, joined by
 //!   spaces). An edit replaces the document, a delete removes it.
@@ -26,6 +27,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -47,6 +49,11 @@ pub const DIR: &str = "search";
 /// Flushes' batches waiting for the indexer, at most; beyond, a batch is dropped and
 /// its rooms caught up from the log.
 const FEED_CAPACITY: usize = 64;
+/// Changes waiting for the indexer, at most, unless the queue is empty (a flush's
+/// batch held a moment longer, once): about 5 MiB of messages. The indexer runs at
+/// idle priority, so on a busy core it falls behind; without this bound 64 batches
+/// of a flush every second (5 000 changes each in the many-rooms run) could wait.
+const FEED_MAX_CHANGES: usize = 10_000;
 /// How often the indexer commits what it indexed (and it becomes searchable).
 const COMMIT_INTERVAL: Duration = Duration::from_secs(2);
 /// Changes read from the log at a time when catching up.
@@ -178,7 +185,10 @@ pub struct SearchIndex {
     /// The marks of what the reader sees (see the module's doc).
     marks: RwLock<Arc<HashMap<RoomId, Seq>>>,
     feed: SyncSender<Command>,
-    /// Rooms of batches dropped on a full channel, for the indexer to catch up.
+    /// Changes in the batches on `feed`: added when one is sent, taken off once it
+    /// is indexed.
+    queued: AtomicUsize,
+    /// Rooms of batches dropped on a full queue, for the indexer to catch up.
     dropped: Mutex<HashSet<RoomId>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -211,6 +221,7 @@ impl SearchIndex {
             fields,
             marks: RwLock::new(Arc::new(marks.clone())),
             feed,
+            queued: AtomicUsize::new(0),
             dropped: Mutex::new(HashSet::new()),
             thread: Mutex::new(None),
         });
@@ -254,13 +265,30 @@ impl SearchIndex {
         if changes.is_empty() {
             return;
         }
-        match self.feed.try_send(Command::Changes(changes)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Command::Changes(changes))) => {
-                let mut dropped = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
-                dropped.extend(changes.iter().map(|c| c.room_id()));
+        let count = changes.len();
+        let before = self.queued.fetch_add(count, Ordering::AcqRel);
+        let refused = if !queue_admits(before, count) {
+            Some(changes)
+        } else {
+            match self.feed.try_send(Command::Changes(changes)) {
+                Ok(()) => None,
+                Err(TrySendError::Full(Command::Changes(changes))) => Some(changes),
+                // The indexer is gone (it logged why): nothing waits for these.
+                Err(_) => {
+                    self.queued.fetch_sub(count, Ordering::AcqRel);
+                    None
+                }
             }
-            Err(_) => {}
+        };
+        if let Some(changes) = refused {
+            self.queued.fetch_sub(count, Ordering::AcqRel);
+            tracing::debug!(
+                changes = count,
+                queued = before,
+                "search indexer behind; the batch's rooms are caught up from the log"
+            );
+            let mut dropped = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+            dropped.extend(changes.iter().map(|c| c.room_id()));
         }
     }
 
@@ -413,6 +441,9 @@ impl Indexer {
                     if let Err(e) = self.apply(&changes) {
                         tracing::error!(error = %e, "search indexing failed; caught up later from the log");
                     }
+                    let count = changes.len();
+                    drop(changes);
+                    self.shared.queued.fetch_sub(count, Ordering::AcqRel);
                     false
                 }
                 Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => true,
@@ -593,5 +624,25 @@ impl Indexer {
         self.dirty = false;
         self.indexed = 0;
         Ok(())
+    }
+}
+
+/// Whether a batch of `count` changes joins a queue holding `queued`: always when
+/// the queue is empty, else within [`FEED_MAX_CHANGES`].
+fn queue_admits(queued: usize, count: usize) -> bool {
+    queued == 0 || queued.saturating_add(count) <= FEED_MAX_CHANGES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_feed_queue_is_bounded_by_changes_but_takes_one_large_batch_when_empty() {
+        assert!(queue_admits(0, 3 * FEED_MAX_CHANGES));
+        assert!(queue_admits(1, FEED_MAX_CHANGES - 1));
+        assert!(!queue_admits(1, FEED_MAX_CHANGES));
+        assert!(!queue_admits(FEED_MAX_CHANGES, 1));
+        assert!(!queue_admits(usize::MAX, 1));
     }
 }
