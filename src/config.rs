@@ -98,7 +98,8 @@ pub struct StorageConfig {
     pub flush_interval: Duration,
     pub durability: Durability,
     /// sled's page cache, in MiB: recently read and written pages of the database
-    /// (history included) kept in memory.
+    /// (history included) kept in memory, counted at their size on disk (the
+    /// heap they take is about two and a half times more).
     pub cache_mib: u64,
     /// Whether the server keeps the search index (`<path>/search/`) and answers
     /// `GET /api/search`.
@@ -129,7 +130,7 @@ impl Default for StorageConfig {
             path: PathBuf::from("./daehwa-data"),
             flush_interval: Duration::from_secs(1),
             durability: Durability::Buffered,
-            cache_mib: 16,
+            cache_mib: crate::store::DEFAULT_CACHE_BYTES / (1024 * 1024),
             search_index: true,
         }
     }
