@@ -74,8 +74,8 @@ impl Pacer {
 }
 /// sled's page cache when the caller does not say (`storage.cache_mib`'s default).
 /// sled counts a page by its encoded size; the nodes it keeps in memory take about
-/// two and a half times that (4 MiB nominal held about 26 MiB of heap at the
-/// many-rooms peak, 16 MiB about 43). See ARCHITECTURE.md, "Memory".
+/// two and a half times that (the heap in use at the many-rooms peak: about 26 MiB
+/// with 4, 43 MiB with 16). See ARCHITECTURE.md, "Memory and sled's lock".
 pub const DEFAULT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 /// Present in `meta` exactly while the database is closed after a graceful shutdown.
 const CLEAN_KEY: &[u8] = b"clean_shutdown";
