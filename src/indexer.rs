@@ -267,21 +267,18 @@ impl SearchIndex {
         }
         let count = changes.len();
         let before = self.queued.fetch_add(count, Ordering::AcqRel);
-        let refused = if !queue_admits(before, count) {
-            Some(changes)
-        } else {
+        let refused = if queue_admits(before, count) {
             match self.feed.try_send(Command::Changes(changes)) {
-                Ok(()) => None,
+                Ok(()) => return,
                 Err(TrySendError::Full(Command::Changes(changes))) => Some(changes),
                 // The indexer is gone (it logged why): nothing waits for these.
-                Err(_) => {
-                    self.queued.fetch_sub(count, Ordering::AcqRel);
-                    None
-                }
+                Err(_) => None,
             }
+        } else {
+            Some(changes)
         };
+        self.queued.fetch_sub(count, Ordering::AcqRel);
         if let Some(changes) = refused {
-            self.queued.fetch_sub(count, Ordering::AcqRel);
             tracing::debug!(
                 changes = count,
                 queued = before,
