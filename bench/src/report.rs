@@ -807,7 +807,7 @@ fn generate(records: &[Value], charts_dir: &Path, note: &str) -> Result<String, 
                 let reference = &r["reference"];
                 let _ = writeln!(
                     out,
-                    "| raw sled: apply_batch of 1 000 × 150 B + flush | – | – | – | {} | – | 1000 | – | – | reference |\n| raw sled: insert + flush per message | – | – | – | {} | – | 1 | – | – | sync reference |\n| raw sled, daehwa's writes: 3 inserts per message (reference, message, log) + flush per 1 000 | – | – | – | {} | – | 1000 | – | – | the schema's ceiling |",
+                    "| raw sled: apply_batch of 1 000 × 150 B + flush | – | – | – | {} | – | 1000 | – | – | reference |\n| raw sled: insert + flush per message | – | – | – | {} | – | 1 | – | – | sync reference |\n| raw sled, daehwa's writes: 2 inserts per message (reference, message) + flush per 1 000 | – | – | – | {} | – | 1000 | – | – | the schema's ceiling |",
                     thousands(f(reference, "apply_batch_msgs_per_s")),
                     thousands(f(reference, "flush_per_message_msgs_per_s")),
                     thousands(f(reference, "daehwa_shape_msgs_per_s"))

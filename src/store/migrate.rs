@@ -1,11 +1,11 @@
-//! The upgrade of a `daehwa/1` data directory to `daehwa/2`, in place, on the first
-//! start of a server (or an admin command) that reads `daehwa/2`.
+//! Upgrades of an older data directory, in place, on the first start of a server (or
+//! an admin command) that reads `daehwa/3`: `daehwa/1` → `daehwa/2` → `daehwa/3`.
 //!
-//! What changes: a room's history becomes a log of changes. Each message gets the
-//! `daehwa/2` record (text or tombstone, edits, mentions, reactions) and is logged as
-//! posted by the change numbered as the message (`seq = msgId`), so a client's
-//! `lastMsgId` is also its `lastSeq`; each room reserves as many changes as it had
-//! reserved message ids. Every other tree keeps its records.
+//! `daehwa/1` → `daehwa/2`: a room's history becomes a log of changes. Each message
+//! gets the `daehwa/2` record (text or tombstone, edits, mentions, reactions) and is
+//! logged as posted by the change numbered as the message (`seq = msgId`), so a
+//! client's `lastMsgId` is also its `lastSeq`; each room reserves as many changes as
+//! it had reserved message ids. Every other tree keeps its records.
 //!
 //! Crash-safe, and a rerun after a crash is idempotent. sled cannot rename a tree, so
 //! the messages are converted in two phases, and the schema marker switches last:
@@ -20,6 +20,13 @@
 //! rerun stages again from the untouched `daehwa/1` messages. A crash in phase 2
 //! leaves the marker: the rerun switches again from the complete staging tree. A
 //! crash after the switch leaves at most a staging tree, dropped at the next start.
+//!
+//! `daehwa/2` → `daehwa/3`: a new message is no longer logged, its record (which
+//! already carried the seq that posted it) is its entry in the room's log; the log
+//! keeps edits, deletes and reactions. The records do not change: the schema marker
+//! switches first, together with a note that the log's entries of new messages are
+//! still to be removed; they are removed, and the note with them. Readers skip such
+//! entries, and each start finishes a removal a crash cut short (see [`tidy`]).
 
 use std::path::Path;
 use std::time::Instant;
@@ -27,37 +34,53 @@ use std::time::Instant;
 use super::records::{ChangeKindRecord, ChangeRecord, MessageRecord, MessageRecordV1};
 use super::{decode, encode, id_of, StoreResult, SCHEMA, SCHEMA_KEY};
 
-/// The schema this migrates from.
-pub(super) const FROM: &[u8] = b"daehwa/1";
+/// The schemas this upgrades from.
+pub(super) const FROM: [&[u8]; 2] = [V1, V2];
+const V1: &[u8] = b"daehwa/1";
+const V2: &[u8] = b"daehwa/2";
 /// Where the converted messages wait between the two phases.
 const STAGING: &str = "migration_roomid_msgid_message";
 /// In `meta` while the staging tree is complete and the switch may be (re)done.
 const STAGED_KEY: &[u8] = b"migration";
 const STAGED: &[u8] = b"daehwa/2 staged";
-/// Records per sled batch, and between two progress lines.
+/// In `meta` while the log may still hold entries of new messages.
+const UNLOG_KEY: &[u8] = b"unlog_posted";
+/// Records per group, and between two progress lines.
 const BATCH: usize = 10_000;
 const PROGRESS_EVERY: usize = 100_000;
 
-/// Upgrades the database from `daehwa/1` to `daehwa/2`.
-pub(super) fn run(db: &sled::Db, meta: &sled::Tree, path: &Path) -> StoreResult<()> {
+/// Upgrades the database from `from` (one of [`FROM`]) to [`SCHEMA`].
+pub(super) fn run(db: &sled::Db, meta: &sled::Tree, from: &[u8], path: &Path) -> StoreResult<()> {
     let started = Instant::now();
-    tracing::info!(data_dir = %path.display(), "upgrading the database from daehwa/1 to daehwa/2");
-    if meta.get(STAGED_KEY)?.as_deref() != Some(STAGED) {
-        stage(db, meta)?;
-    } else {
-        tracing::info!("a previous upgrade staged every message; switching to them");
-    }
-    let messages = switch(db, meta)?;
     tracing::info!(
-        messages,
+        data_dir = %path.display(),
+        "upgrading the database from {} to {}",
+        String::from_utf8_lossy(from),
+        String::from_utf8_lossy(SCHEMA)
+    );
+    if from == V1 {
+        if meta.get(STAGED_KEY)?.as_deref() != Some(STAGED) {
+            stage(db, meta)?;
+        } else {
+            tracing::info!("a previous upgrade staged every message; switching to them");
+        }
+        let messages = switch(db, meta)?;
+        tracing::info!(messages, "database upgraded to daehwa/2");
+    }
+    meta.insert(UNLOG_KEY, &[1])?;
+    meta.insert(SCHEMA_KEY, SCHEMA)?;
+    db.flush()?;
+    tidy(db, meta)?;
+    tracing::info!(
         millis = started.elapsed().as_millis() as u64,
-        "database upgraded to daehwa/2"
+        "database upgraded to daehwa/3"
     );
     Ok(())
 }
 
-/// Drops what an upgrade cut short after its switch may have left.
-pub(super) fn tidy(db: &sled::Db) -> StoreResult<()> {
+/// Finishes what an upgrade (this one, or one cut short) left to do: drops a
+/// staging tree, removes the log's entries of new messages.
+pub(super) fn tidy(db: &sled::Db, meta: &sled::Tree) -> StoreResult<()> {
     if db
         .tree_names()
         .iter()
@@ -65,7 +88,39 @@ pub(super) fn tidy(db: &sled::Db) -> StoreResult<()> {
     {
         db.drop_tree(STAGING)?;
     }
+    if meta.contains_key(UNLOG_KEY)? {
+        let removed = unlog_posted(db, meta)?;
+        tracing::info!(
+            removed_log_entries = removed,
+            "upgrade: the log keeps edits, deletes and reactions only"
+        );
+    }
     Ok(())
+}
+
+/// Removes the log's entries of new messages (`daehwa/2` logged them), then the note
+/// that they were to be removed. One removal at a time, never a sled batch (see
+/// [`Writer`]).
+fn unlog_posted(db: &sled::Db, meta: &sled::Tree) -> StoreResult<usize> {
+    let log = db.open_tree("roomid_seq_change")?;
+    let mut removed = 0;
+    for entry in log.iter() {
+        let (key, value) = entry?;
+        if decode::<ChangeRecord>(&value)?.kind == ChangeKindRecord::Posted {
+            log.remove(key)?;
+            removed += 1;
+            if removed % PROGRESS_EVERY == 0 {
+                tracing::info!(
+                    records = removed,
+                    "upgrade: log entries of new messages removed"
+                );
+            }
+        }
+    }
+    db.flush()?;
+    meta.remove(UNLOG_KEY)?;
+    db.flush()?;
+    Ok(removed)
 }
 
 /// Writes a tree in groups of [`BATCH`], logging progress. One insert at a time,
@@ -173,7 +228,7 @@ fn switch(db: &sled::Db, meta: &sled::Tree) -> StoreResult<usize> {
     let switched = writer.finish()?;
     db.flush()?;
     // The clean-shutdown marker stays as the previous run left it.
-    meta.insert(SCHEMA_KEY, SCHEMA)?;
+    meta.insert(SCHEMA_KEY, V2)?;
     meta.remove(STAGED_KEY)?;
     db.flush()?;
     db.drop_tree(STAGING)?;
@@ -191,7 +246,7 @@ mod tests {
     fn v1_database(path: &Path) -> sled::Db {
         let db = sled::Config::new().path(path).open().expect("open");
         let meta = db.open_tree("meta").expect("meta");
-        meta.insert(SCHEMA_KEY, FROM).expect("schema");
+        meta.insert(SCHEMA_KEY, V1).expect("schema");
         let messages = db.open_tree("roomid_msgid_message").expect("tree");
         for (room, count) in [(1u64, 5u64), (2, 2)] {
             for msg_id in 1..=count {
@@ -350,5 +405,87 @@ mod tests {
             .tree_names()
             .iter()
             .any(|n| n.as_ref() == STAGING.as_bytes()));
+    }
+
+    /// A `daehwa/2` database: the `daehwa/1` one upgraded to 2, where every new
+    /// message is logged, and an edit of message 2 in room 1 logged as change 6.
+    fn v2_database(path: &Path) -> sled::Db {
+        let db = v1_database(path);
+        let meta = db.open_tree("meta").expect("meta");
+        stage(&db, &meta).expect("stage");
+        switch(&db, &meta).expect("switch");
+        let edit = ChangeRecord {
+            msg_id: 2,
+            kind: ChangeKindRecord::Edited,
+        };
+        db.open_tree("roomid_seq_change")
+            .expect("log")
+            .insert(pair_key(1, 6), encode(&edit).expect("encode"))
+            .expect("insert");
+        assert_eq!(meta.get(SCHEMA_KEY).expect("get").as_deref(), Some(V2));
+        db.flush().expect("flush");
+        db
+    }
+
+    /// What a `daehwa/3` reader of the database of [`v2_database`] finds.
+    fn check_unlogged(store: &Store) {
+        let changes = store
+            .changes_after(RoomId::new(1), Seq::ZERO, 10, true)
+            .expect("changes");
+        let seen: Vec<(u64, u64, bool)> = changes
+            .iter()
+            .map(|c| {
+                (
+                    c.seq.get(),
+                    c.message.msg_id.get(),
+                    c.kind == crate::model::ChangeKind::Posted,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, 1, true),
+                (2, 2, true),
+                (3, 3, true),
+                (4, 4, true),
+                (5, 5, true),
+                (6, 2, false)
+            ]
+        );
+        assert_eq!(store.last_seq(RoomId::new(1)).expect("seq"), Seq::new(6));
+        assert_eq!(store.last_seq(RoomId::new(2)).expect("seq"), Seq::new(2));
+        let log: Vec<_> = store
+            .inner
+            .roomid_seq_change
+            .iter()
+            .map(|e| e.expect("entry").0.to_vec())
+            .collect();
+        assert_eq!(log, [pair_key(1, 6).to_vec()], "only the edit stays logged");
+        assert!(!store.inner.meta.contains_key(UNLOG_KEY).expect("meta"));
+    }
+
+    #[test]
+    fn a_v2_database_keeps_its_edits_and_unlogs_its_new_messages() {
+        let tmp = tempfile::TempDir::new().expect("tmp");
+        let path = tmp.path().join("data");
+        drop(v2_database(&path));
+        let store = open_when_released(&path);
+        check_unlogged(&store);
+    }
+
+    #[test]
+    fn an_upgrade_cut_short_while_unlogging_is_finished_at_the_next_start() {
+        let tmp = tempfile::TempDir::new().expect("tmp");
+        let path = tmp.path().join("data");
+        let db = v2_database(&path);
+        // The marker switched, the removal had not begun.
+        let meta = db.open_tree("meta").expect("meta");
+        meta.insert(UNLOG_KEY, &[1]).expect("note");
+        meta.insert(SCHEMA_KEY, SCHEMA).expect("schema");
+        db.flush().expect("flush");
+        drop((meta, db));
+        let store = open_when_released(&path);
+        check_unlogged(&store);
     }
 }

@@ -27,7 +27,7 @@ use records::*;
 
 /// Written into the `meta` tree of a new database; a database without it, or with
 /// another value, is not ours and is never written to.
-const SCHEMA: &[u8] = b"daehwa/2";
+const SCHEMA: &[u8] = b"daehwa/3";
 const SCHEMA_KEY: &[u8] = b"schema";
 /// Changes per chunk when a flush writes the buffer (see [`ChunkWrites`]).
 const WRITE_CHUNK: usize = 1000;
@@ -141,7 +141,12 @@ struct Inner {
     /// file id ++ room id ++ msg id → (): the messages that carry a file, so that a
     /// file goes once no message refers to it.
     fileid_roomid_msgid_attachment: sled::Tree,
-    /// room id ++ seq → [`ChangeRecord`]: each room's log of changes.
+    /// room id ++ seq → [`ChangeRecord`]: each room's log of edits, deletes and
+    /// reactions. A new message is not logged: its record carries the seq of the
+    /// change that posted it, and posted seqs rise with msg ids, so the room's
+    /// messages are the log of its new messages (see [`Store::changes_after`]).
+    /// One record per new message instead of two (see ARCHITECTURE.md, "One record
+    /// per new message").
     roomid_seq_change: sled::Tree,
     /// room id → the highest `msg_id` that may have been handed out. Made durable
     /// before any id above it is used, so a crash never leads to an id used twice.
@@ -298,8 +303,10 @@ fn remove_pair(tree: &sled::Tree, a: u64, b: u64) -> StoreResult<()> {
 ///    of what messages say joins here, adding a change's new text and taking out
 ///    `Change::before`'s): after a crash a stored message has all of them, and one
 ///    whose message is missing (or no longer says it) is recognized by its reader;
-/// 2. the messages as they are after the chunk's changes;
-/// 3. the log entries: a logged change always finds its message at least as new.
+/// 2. the messages as they are after the chunk's changes (a new message's record is
+///    also its entry in the room's log);
+/// 3. the log entries of edits, deletes and reactions: a logged change always finds
+///    its message at least as new.
 ///
 /// Each list is in the chunk's order, each room's changes in `seq` order, so a cut
 /// inside one leaves a prefix of each room.
@@ -381,10 +388,12 @@ impl ChunkWrites {
             &pair_key(room, message.msg_id.get()),
             encode(&MessageRecord::from(&**message))?,
         );
-        self.log.insert(
-            &pair_key(room, change.seq.get()),
-            encode(&ChangeRecord::from(change))?,
-        );
+        if change.kind != ChangeKind::Posted {
+            self.log.insert(
+                &pair_key(room, change.seq.get()),
+                encode(&ChangeRecord::from(change))?,
+            );
+        }
         Ok(())
     }
 
@@ -511,8 +520,10 @@ impl Store {
         // `schema` → SCHEMA, and the clean-shutdown marker.
         let meta = db.open_tree("meta")?;
         match meta.get(SCHEMA_KEY)? {
-            Some(found) if found == SCHEMA => migrate::tidy(&db)?,
-            Some(found) if found == migrate::FROM => migrate::run(&db, &meta, path)?,
+            Some(found) if found == SCHEMA => migrate::tidy(&db, &meta)?,
+            Some(found) if migrate::FROM.contains(&found.as_ref()) => {
+                migrate::run(&db, &meta, &found, path)?
+            }
             Some(found) => {
                 return Err(StoreError::NotOurs(format!(
                     "{} holds schema {:?}, this daehwa reads {:?}",
@@ -833,17 +844,28 @@ impl Store {
         }
     }
 
-    /// The highest `seq` of a room's log on disk (the buffer is empty at start-up).
+    /// The highest `seq` of a room's changes on disk (the buffer is empty at
+    /// start-up): its last logged change or its newest message's posting.
     pub fn last_seq(&self, room: RoomId) -> StoreResult<Seq> {
-        match self
+        let logged = match self
             .inner
             .roomid_seq_change
             .scan_prefix(key(room.get()))
             .next_back()
         {
-            Some(entry) => Ok(Seq::new(id_of(&entry?.0[8..])?)),
-            None => Ok(Seq::ZERO),
-        }
+            Some(entry) => id_of(&entry?.0[8..])?,
+            None => 0,
+        };
+        let posted = match self
+            .inner
+            .roomid_msgid_message
+            .scan_prefix(key(room.get()))
+            .next_back()
+        {
+            Some(entry) => decode::<MessageRecord>(&entry?.1)?.seq,
+            None => 0,
+        };
+        Ok(Seq::new(logged.max(posted)))
     }
 
     /// Every room's reservations: the highest `msg_id` and `seq` that may have been
@@ -983,9 +1005,11 @@ impl Store {
 
     /// Up to `count` changes of `room` with `seq > after`, in order, each with its
     /// message as it is now (not as it was after the change): from the buffer and
-    /// the disk, or from the disk alone when `include_buffer` is false. A logged
-    /// change whose message is missing (a crash between the two writes of a flush)
-    /// is left out.
+    /// the disk, or from the disk alone when `include_buffer` is false. On disk, the
+    /// new messages come from the message tree (each record carries the seq that
+    /// posted it) and the other changes from the log, merged by seq. A logged change
+    /// whose message is missing (a crash between the two writes of a flush) is left
+    /// out.
     pub fn changes_after(
         &self,
         room: RoomId,
@@ -998,21 +1022,72 @@ impl Store {
         } else {
             (Vec::new(), None)
         };
+        // Changes from `first_buffered` on are the buffer's, whatever part of them a
+        // flush in progress has written already.
         let disk_end = first_buffered.map_or(u64::MAX, Seq::get);
-        let range =
-            pair_key(room.get(), after.get().saturating_add(1))..pair_key(room.get(), disk_end);
+        let logged = self
+            .inner
+            .roomid_seq_change
+            .range(
+                pair_key(room.get(), after.get().saturating_add(1))..pair_key(room.get(), disk_end),
+            )
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((id_of(&k[8..])?, decode::<ChangeRecord>(&v)?))
+            })
+            // An upgrade from `daehwa/2` cut short may have left log entries of new
+            // messages: the message tree has them.
+            .filter(|logged| {
+                !matches!(logged, Ok((_, record)) if record.kind == ChangeKindRecord::Posted)
+            })
+            .take(count)
+            .collect::<StoreResult<Vec<(u64, ChangeRecord)>>>()?;
+        let first = self.first_posted_after(room, after)?;
+        let posted = self
+            .inner
+            .roomid_msgid_message
+            .range(pair_key(room.get(), first.get())..=pair_key(room.get(), u64::MAX))
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((MsgId::new(id_of(&k[8..])?), decode::<MessageRecord>(&v)?))
+            })
+            .take_while(|posted| !matches!(posted, Ok((_, record)) if record.seq >= disk_end))
+            .take(count)
+            .collect::<StoreResult<Vec<(MsgId, MessageRecord)>>>()?;
         let mut changes = Vec::new();
-        for entry in self.inner.roomid_seq_change.range(range).take(count) {
-            let (k, v) = entry?;
-            let seq = Seq::new(id_of(&k[8..])?);
-            let record: ChangeRecord = decode(&v)?;
-            let msg_id = MsgId::new(record.msg_id);
-            let Some(message) = self.message(room, msg_id, include_buffer)? else {
-                continue;
+        let mut logged = logged.into_iter().peekable();
+        let mut posted = posted.into_iter().peekable();
+        while changes.len() < count {
+            let next_is_posted = match (posted.peek(), logged.peek()) {
+                (Some((_, message)), Some((seq, _))) => message.seq < *seq,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let (seq, kind, message) = if next_is_posted {
+                let Some((msg_id, record)) = posted.next() else {
+                    break;
+                };
+                let seq = Seq::new(record.seq);
+                let message = match self.buffered_message(room, msg_id, include_buffer) {
+                    Some(newer) => newer,
+                    None => Arc::new(self.with_attachments(record.into_message(room, msg_id))?),
+                };
+                (seq, ChangeKind::Posted, message)
+            } else {
+                let Some((seq, record)) = logged.next() else {
+                    break;
+                };
+                let Some(message) =
+                    self.message(room, MsgId::new(record.msg_id), include_buffer)?
+                else {
+                    continue;
+                };
+                (Seq::new(seq), record.kind.into_kind(), message)
             };
             changes.push(Change {
                 seq,
-                kind: record.kind.into_kind(),
+                kind,
                 message,
                 mentioned: Vec::new(),
                 before: None,
@@ -1036,6 +1111,51 @@ impl Store {
             });
         }
         Ok(changes)
+    }
+
+    /// A message's state in the buffer, if it is asked for and there.
+    fn buffered_message(
+        &self,
+        room: RoomId,
+        msg_id: MsgId,
+        include_buffer: bool,
+    ) -> Option<Arc<Message>> {
+        include_buffer
+            .then(|| self.inner.buffer.message(room, msg_id))
+            .flatten()
+    }
+
+    /// The lowest msg id from which `room`'s messages on disk were posted after
+    /// `after` (one above the newest when none was). Posted seqs rise with msg ids
+    /// (both are handed out under the room's lock), so a binary search: about 20
+    /// seeks for a million messages.
+    fn first_posted_after(&self, room: RoomId, after: Seq) -> StoreResult<MsgId> {
+        let tree = &self.inner.roomid_msgid_message;
+        let newest = match tree.scan_prefix(key(room.get())).next_back() {
+            Some(entry) => id_of(&entry?.0[8..])?,
+            None => return Ok(MsgId::new(1)),
+        };
+        // The seq that posted the first message at or above `from`, if there is one.
+        let posted_from = |from: u64| -> StoreResult<Option<u64>> {
+            match tree
+                .range(pair_key(room.get(), from)..=pair_key(room.get(), u64::MAX))
+                .next()
+            {
+                Some(entry) => Ok(Some(decode::<MessageRecord>(&entry?.1)?.seq)),
+                None => Ok(None),
+            }
+        };
+        // The answer is in lo..=hi; at hi (one above the newest) nothing is left.
+        let (mut lo, mut hi) = (1, newest.saturating_add(1));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if posted_from(mid)?.is_none_or(|seq| seq > after.get()) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(MsgId::new(lo))
     }
 
     /// Up to `max` of the messages that mention `user`, newest first, below
@@ -1286,5 +1406,133 @@ mod write_tests {
                 (eight, MsgId::new(1000), Seq::new(1000))
             ]
         );
+    }
+
+    fn message(msg_id: u64, text: &str) -> Arc<Message> {
+        Arc::new(Message {
+            room_id: RoomId::new(1),
+            msg_id: MsgId::new(msg_id),
+            seq: Seq::new(msg_id),
+            sender_id: UserId::new(1),
+            created_at: 0,
+            client_msg_id: None,
+            body: Body::Text {
+                content: text.into(),
+                edited_at: None,
+                mentions: Mentions::default(),
+            },
+            reactions: Vec::new(),
+            attachments: Vec::new(),
+        })
+    }
+
+    fn change(seq: u64, kind: ChangeKind, message: Arc<Message>) -> Arc<Change> {
+        Arc::new(Change {
+            seq: Seq::new(seq),
+            kind,
+            message,
+            mentioned: Vec::new(),
+            before: None,
+        })
+    }
+
+    /// New messages are read back from the message tree, the other changes from
+    /// the log, merged by seq, on disk and with the buffer after them.
+    #[tokio::test]
+    async fn changes_are_new_messages_and_logged_edits_merged_in_order() {
+        let tmp = tempfile::TempDir::new().expect("tmp");
+        let store = Store::open(&tmp.path().join("db")).expect("open");
+        let room = RoomId::new(1);
+        // Posted seqs rise with msg ids, with edits between them.
+        let mut first = (*message(1, "one")).clone();
+        first.seq = Seq::new(1);
+        let mut second = (*message(2, "two")).clone();
+        second.seq = Seq::new(2);
+        let mut third = (*message(3, "three")).clone();
+        third.seq = Seq::new(4);
+        let mut fourth = (*message(4, "four")).clone();
+        fourth.seq = Seq::new(6);
+        let mut edited = first.clone();
+        edited.body = Body::Text {
+            content: "one, edited".into(),
+            edited_at: Some(5),
+            mentions: Mentions::default(),
+        };
+        let mut deleted = second.clone();
+        deleted.body = Body::Deleted {
+            by: UserId::new(1),
+            at: 6,
+        };
+        for c in [
+            change(1, ChangeKind::Posted, Arc::new(first)),
+            change(2, ChangeKind::Posted, Arc::new(second)),
+            change(3, ChangeKind::Edited, Arc::new(edited)),
+            change(4, ChangeKind::Posted, Arc::new(third)),
+        ] {
+            store.append(c);
+        }
+        store
+            .flush_changes(FlushPriority::Server)
+            .await
+            .expect("flush");
+        // Buffered only: a delete of message 2 and message 4.
+        store.append(change(5, ChangeKind::Deleted, Arc::new(deleted)));
+        store.append(change(6, ChangeKind::Posted, Arc::new(fourth)));
+
+        let seen = |after: u64, count: usize, include_buffer: bool| -> Vec<(u64, u64, String)> {
+            store
+                .changes_after(room, Seq::new(after), count, include_buffer)
+                .expect("changes")
+                .iter()
+                .map(|c| {
+                    (
+                        c.seq.get(),
+                        c.message.msg_id.get(),
+                        match (&c.kind, c.message.content()) {
+                            (ChangeKind::Posted, Some(text)) => format!("posted {text}"),
+                            (ChangeKind::Posted, None) => "posted, deleted since".to_owned(),
+                            (ChangeKind::Edited, _) => "edited".to_owned(),
+                            (ChangeKind::Deleted, _) => "deleted".to_owned(),
+                            (other, _) => format!("{other:?}"),
+                        },
+                    )
+                })
+                .collect()
+        };
+        let everything = seen(0, 10, true);
+        assert_eq!(
+            everything,
+            [
+                (1, 1, "posted one, edited".to_owned()),
+                (2, 2, "posted, deleted since".to_owned()),
+                (3, 1, "edited".to_owned()),
+                (4, 3, "posted three".to_owned()),
+                (5, 2, "deleted".to_owned()),
+                (6, 4, "posted four".to_owned()),
+            ],
+            "each change with its message as it is now"
+        );
+        for after in 0..=6 {
+            for count in 1..=7 {
+                let expected: Vec<_> = everything
+                    .iter()
+                    .filter(|c| c.0 > after)
+                    .take(count)
+                    .cloned()
+                    .collect();
+                assert_eq!(seen(after, count, true), expected, "after {after}, {count}");
+            }
+        }
+        // The disk alone: the flushed changes, each message as it is on disk.
+        let seqs: Vec<u64> = seen(0, 10, false).iter().map(|c| c.0).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(seen(0, 10, false)[1].2, "posted two");
+        assert_eq!(seen(3, 10, false).len(), 1);
+        assert!(seen(4, 10, false).is_empty());
+        assert_eq!(store.last_seq(room).expect("seq"), Seq::new(4));
+        assert!(store
+            .changes_after(RoomId::new(2), Seq::ZERO, 10, true)
+            .expect("changes")
+            .is_empty());
     }
 }

@@ -1,5 +1,5 @@
 //! The upgrade of a `daehwa/1` data directory (tests/fixtures/daehwa1, made by the
-//! binary of schema 1) to `daehwa/2`: every kind of record survives it.
+//! binary of schema 1) to `daehwa/3` (through `daehwa/2`): every kind of record survives it.
 
 use std::path::Path;
 
@@ -60,6 +60,7 @@ async fn a_daehwa_1_directory_is_upgraded_with_everything_in_it() {
         "{logs}"
     );
     assert!(logs.contains("database upgraded to daehwa/2"), "{logs}");
+    assert!(logs.contains("database upgraded to daehwa/3"), "{logs}");
 
     // Accounts: passwords, ids, the disabled one.
     let alice = user(&server, "alice").await;
