@@ -1128,11 +1128,20 @@ impl Store {
     /// The lowest msg id from which `room`'s messages on disk were posted after
     /// `after` (one above the newest when none was). Posted seqs rise with msg ids
     /// (both are handed out under the room's lock), so a binary search: about 20
-    /// seeks for a million messages.
+    /// seeks for a million messages, none when the newest was posted before.
     fn first_posted_after(&self, room: RoomId, after: Seq) -> StoreResult<MsgId> {
         let tree = &self.inner.roomid_msgid_message;
         let newest = match tree.scan_prefix(key(room.get())).next_back() {
-            Some(entry) => id_of(&entry?.0[8..])?,
+            Some(entry) => {
+                let (k, v) = entry?;
+                let newest = id_of(&k[8..])?;
+                // The usual resume: what was missed is newer than the disk's newest
+                // message (still in the buffer, or a log entry).
+                if decode::<MessageRecord>(&v)?.seq <= after.get() {
+                    return Ok(MsgId::new(newest.saturating_add(1)));
+                }
+                newest
+            }
             None => return Ok(MsgId::new(1)),
         };
         // The seq that posted the first message at or above `from`, if there is one.
@@ -1145,8 +1154,8 @@ impl Store {
                 None => Ok(None),
             }
         };
-        // The answer is in lo..=hi; at hi (one above the newest) nothing is left.
-        let (mut lo, mut hi) = (1, newest.saturating_add(1));
+        // The answer is in lo..=hi: the newest was posted after `after`.
+        let (mut lo, mut hi) = (1, newest);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if posted_from(mid)?.is_none_or(|seq| seq > after.get()) {
