@@ -351,7 +351,7 @@ impl WriteBehind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Body, Mentions};
+    use crate::store::test_message;
 
     fn posted(room_id: u64, msg_id: u64) -> Arc<Change> {
         change(room_id, msg_id, msg_id, ChangeKind::Posted, "m")
@@ -361,21 +361,12 @@ mod tests {
         Arc::new(Change {
             seq: Seq::new(seq),
             kind,
-            message: Arc::new(Message {
-                room_id: RoomId::new(room_id),
-                msg_id: MsgId::new(msg_id),
-                seq: Seq::new(msg_id),
-                sender_id: UserId::new(1),
-                created_at: 0,
-                client_msg_id: None,
-                body: Body::Text {
-                    content: format!("{text}{msg_id}").into(),
-                    edited_at: None,
-                    mentions: Mentions::default(),
-                },
-                reactions: Vec::new(),
-                attachments: Vec::new(),
-            }),
+            message: Arc::new(test_message(
+                room_id,
+                msg_id,
+                msg_id,
+                &format!("{text}{msg_id}"),
+            )),
             mentioned: Vec::new(),
             before: None,
         })

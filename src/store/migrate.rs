@@ -25,8 +25,9 @@
 //! already carried the seq that posted it) is its entry in the room's log; the log
 //! keeps edits, deletes and reactions. The records do not change: the schema marker
 //! switches first, together with a note that the log's entries of new messages are
-//! still to be removed; they are removed, and the note with them. Readers skip such
-//! entries, and each start finishes a removal a crash cut short (see [`tidy`]).
+//! still to be removed; they are removed, and the note with them. Each start finishes
+//! a removal a crash cut short before the store is opened (see [`tidy`]), so no
+//! reader ever meets such an entry.
 
 use std::path::Path;
 use std::time::Instant;

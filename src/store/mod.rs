@@ -953,10 +953,8 @@ impl Store {
         msg_id: MsgId,
         include_buffer: bool,
     ) -> StoreResult<Option<Arc<Message>>> {
-        if include_buffer {
-            if let Some(message) = self.inner.buffer.message(room, msg_id) {
-                return Ok(Some(message));
-            }
+        if let Some(message) = self.buffered_message(room, msg_id, include_buffer) {
+            return Ok(Some(message));
         }
         Ok(self.disk_message(room, msg_id)?.map(Arc::new))
     }
@@ -1034,11 +1032,6 @@ impl Store {
             .map(|entry| {
                 let (k, v) = entry?;
                 Ok((id_of(&k[8..])?, decode::<ChangeRecord>(&v)?))
-            })
-            // An upgrade from `daehwa/2` cut short may have left log entries of new
-            // messages: the message tree has them.
-            .filter(|logged| {
-                !matches!(logged, Ok((_, record)) if record.kind == ChangeKindRecord::Posted)
             })
             .take(count)
             .collect::<StoreResult<Vec<(u64, ChangeRecord)>>>()?;
@@ -1360,6 +1353,27 @@ impl Store {
     }
 }
 
+/// A text message of user 1, for the store's tests: message `msg_id` of `room_id`,
+/// posted by change `seq`.
+#[cfg(test)]
+fn test_message(room_id: u64, msg_id: u64, seq: u64, text: &str) -> Message {
+    Message {
+        room_id: RoomId::new(room_id),
+        msg_id: MsgId::new(msg_id),
+        seq: Seq::new(seq),
+        sender_id: UserId::new(1),
+        created_at: 0,
+        client_msg_id: None,
+        body: Body::Text {
+            content: text.into(),
+            edited_at: None,
+            mentions: Mentions::default(),
+        },
+        reactions: Vec::new(),
+        attachments: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod write_tests {
     use super::*;
@@ -1417,24 +1431,6 @@ mod write_tests {
         );
     }
 
-    fn message(msg_id: u64, text: &str) -> Arc<Message> {
-        Arc::new(Message {
-            room_id: RoomId::new(1),
-            msg_id: MsgId::new(msg_id),
-            seq: Seq::new(msg_id),
-            sender_id: UserId::new(1),
-            created_at: 0,
-            client_msg_id: None,
-            body: Body::Text {
-                content: text.into(),
-                edited_at: None,
-                mentions: Mentions::default(),
-            },
-            reactions: Vec::new(),
-            attachments: Vec::new(),
-        })
-    }
-
     fn change(seq: u64, kind: ChangeKind, message: Arc<Message>) -> Arc<Change> {
         Arc::new(Change {
             seq: Seq::new(seq),
@@ -1453,14 +1449,10 @@ mod write_tests {
         let store = Store::open(&tmp.path().join("db")).expect("open");
         let room = RoomId::new(1);
         // Posted seqs rise with msg ids, with edits between them.
-        let mut first = (*message(1, "one")).clone();
-        first.seq = Seq::new(1);
-        let mut second = (*message(2, "two")).clone();
-        second.seq = Seq::new(2);
-        let mut third = (*message(3, "three")).clone();
-        third.seq = Seq::new(4);
-        let mut fourth = (*message(4, "four")).clone();
-        fourth.seq = Seq::new(6);
+        let first = test_message(1, 1, 1, "one");
+        let second = test_message(1, 2, 2, "two");
+        let third = test_message(1, 3, 4, "three");
+        let fourth = test_message(1, 4, 6, "four");
         let mut edited = first.clone();
         edited.body = Body::Text {
             content: "one, edited".into(),
