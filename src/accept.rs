@@ -128,10 +128,13 @@ pub async fn serve(
     let mut stop = std::pin::pin!(stop);
 
     loop {
-        // Reap finished connections so the set holds only live ones.
-        while connections.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             () = &mut stop => break,
+            // Reaps each connection as it ends, so the set holds only live ones: a
+            // finished task keeps its allocation (the size of the connection's
+            // future) until it is joined, and after a burst of requests a thousand
+            // of them, waiting for the next accept, pinned the heap's pages.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => {
                     backoff.reset();
